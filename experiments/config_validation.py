@@ -1,0 +1,147 @@
+"""Checks a config before any data, compile or long work starts.
+
+Every problem is a `ConfigError` naming the key, the offending value and what is
+allowed: unknown or missing keys, wrong types, values out of range, and combinations
+that cannot work together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import ml_collections
+
+from configs import default
+from gen_models import losses, nets, optim
+from gen_models.models import MODEL_BUILDERS
+
+
+class ConfigError(ValueError):
+    """A config value that is not allowed; the message is one self-contained line."""
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f'config.{key}={value!r} is not allowed: {allowed}')
+
+
+def flatten(config: ml_collections.ConfigDict, prefix: str = '') -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) for every leaf of a ConfigDict."""
+    for key, value in config.items():
+        if isinstance(value, ml_collections.ConfigDict):
+            yield from flatten(value, f'{prefix}{key}.')
+        else:
+            yield f'{prefix}{key}', value
+
+
+def _choice(*options: Any) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in options), 'one of ' + ' | '.join(repr(o) for o in options)
+
+
+def _at_least(low: float) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v >= low), f'>= {low}'
+
+
+def _positive() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v > 0), '> 0'
+
+
+def _unit_interval() -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: 0 <= v < 1), 'in [0, 1)'
+
+
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    'seed': _at_least(0),
+    'lr': _positive(),
+    'model.name': _choice(*MODEL_BUILDERS),
+    'model.net': _choice('conv', 'mlp'),
+    'model.latent_dim': _at_least(1),
+    'model.width': _at_least(1),
+    'model.kernel_size': _at_least(1),
+    'model.hidden': ((lambda v: len(v) > 0 and all(isinstance(h, int) and h >= 1 for h in v)),
+                     'a non-empty tuple of positive ints'),
+    'model.activation': _choice(*nets.ACTIVATIONS),
+    'model.gan_loss': _choice(*losses.GENERATOR_LOSSES),
+    'model.d_dropout': _unit_interval(),
+    'model.likelihood': _choice(*losses.LIKELIHOODS),
+    'model.beta': _at_least(0),
+    'model.decoder_std': _positive(),
+    'dataset.image_size': ((lambda v: v == 0 or v >= 8), '0 (keep) or >= 8'),
+    'dataset.shapes_resolution': _at_least(8),
+    'optim.name': _choice(*optim.OPTIMIZERS),
+    'optim.b1': _unit_interval(),
+    'optim.b2': _unit_interval(),
+    'optim.eps': _positive(),
+    'optim.weight_decay': _at_least(0),
+    'optim.d_lr_multiplier': _positive(),
+    'train.num_steps': _at_least(1),
+    'train.batch_size': _at_least(1),
+    'train.log_every': _at_least(1),
+    'train.eval_every': _at_least(1),
+    'train.checkpoint_every': _at_least(1),
+    'train.sample_every': _at_least(1),
+    'train.keep_checkpoints': _at_least(1),
+    'train.eval_batch_size': _at_least(1),
+    'train.eval_examples': _at_least(0),
+    'train.num_samples': _at_least(1),
+}
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def _check_type(key: str, value: Any, reference: Any) -> None:
+    """Values must have the default's type; an int is accepted where a float is."""
+    expected = type(reference)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return
+    if expected is tuple and isinstance(value, list):
+        return
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(key, value, f'a value of type {expected.__name__} '
+                          f'(got {_type_name(value)})')
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
+    """Raises ConfigError for the first problem found in `config`."""
+    schema = dict(flatten(default.get_config()))
+    values = dict(flatten(config))
+    for key, value in values.items():
+        if key not in schema:
+            raise ConfigError(key, value, 'unknown key (see configs/default.py for every key)')
+    for key, reference in schema.items():
+        if key not in values:
+            raise ConfigError(key, None, 'a required key is missing; start configs from '
+                              'configs/default.get_config()')
+        _check_type(key, values[key], reference)
+        if key in RULES:
+            is_allowed, allowed = RULES[key]
+            if not is_allowed(values[key]):
+                raise ConfigError(key, values[key], allowed)
+    _check_consistency(config, num_devices)
+
+
+def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    model, train = config.model, config.train
+    if model.name == 'gan' and model.net != 'conv':
+        raise ConfigError('model.net', model.net, "model.name='gan' uses 'conv' nets")
+    if config.dataset.binarize and (model.name != 'vae' or model.likelihood != 'bernoulli'):
+        raise ConfigError('dataset.binarize', True, "only with model.name='vae' and "
+                          "model.likelihood='bernoulli'")
+    for key in ('batch_size', 'eval_batch_size'):
+        if getattr(train, key) % num_devices:
+            raise ConfigError(f'train.{key}', getattr(train, key),
+                              f'a multiple of the device count ({num_devices})')
+
+
+def check_image_shape(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:
+    """The conv nets need image sides with enough factors of two (known once data is)."""
+    if config.model.net != 'conv':
+        return
+    try:
+        nets.check_image_shape(image_shape)
+    except ValueError as error:
+        key = 'dataset.image_size' if config.dataset.image_size else 'dataset.name'
+        value = config.dataset.image_size or config.dataset.name
+        raise ConfigError(key, value, f'conv nets cannot use this size: {error}') from None

@@ -1,0 +1,139 @@
+"""What train, eval and sample modes share: a prepared run, restore, eval, sample grids.
+
+`prepare` does everything that can fail on a bad config (validation, dataset lookup,
+image-shape check) before any compile, so errors arrive in seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from experiments import logs
+from experiments.config_validation import ConfigError, check_image_shape, validate_config
+from gen_models import data, images, parallel
+from gen_models.checkpoints import Checkpointer
+from gen_models.models import ModelDef, TrainState, build_model
+
+KEY_NAMES = ('init', 'train', 'eval', 'sample')
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A validated config with its dataset, model, device mesh and root PRNG keys."""
+    config: ml_collections.ConfigDict
+    info: Any
+    model: ModelDef
+    mesh: jax.sharding.Mesh
+    keys: dict[str, jax.Array]
+
+
+def prepare(config: ml_collections.ConfigDict) -> Run:
+    """Validates `config`, looks up (and if needed prepares) its dataset, builds the model."""
+    validate_config(config, num_devices=jax.device_count())
+    try:
+        info = data.dataset_info(config.dataset)
+    except (ValueError, FileNotFoundError) as error:
+        raise ConfigError('dataset.name', config.dataset.name, str(error)) from None
+    check_image_shape(config, info.image_shape)
+    root = jax.random.key(config.seed)
+    keys = {name: jax.random.fold_in(root, index) for index, name in enumerate(KEY_NAMES)}
+    return Run(config=config, info=info, model=build_model(config, info),
+               mesh=parallel.make_mesh(), keys=keys)
+
+
+def initial_state(run: Run) -> TrainState:
+    """A freshly initialised state, replicated over the mesh."""
+    example = {'image': np.zeros((1, *run.info.image_shape), np.uint8),
+               'label': np.zeros((1,), np.int32)}
+    state = jax.jit(run.model.init)(run.keys['init'], example)
+    return parallel.replicate(state, run.mesh)
+
+
+def checkpointer(run: Run, workdir: Path) -> Checkpointer:
+    return Checkpointer(workdir / 'checkpoints', max_to_keep=run.config.train.keep_checkpoints)
+
+
+def restore_latest(run: Run, workdir: Path) -> tuple[TrainState, int]:
+    """The newest readable checkpoint of `workdir`; FileNotFoundError when there is none."""
+    manager = checkpointer(run, workdir)
+    try:
+        restored = manager.restore(initial_state(run))
+    finally:
+        manager.close()
+    if restored is None:
+        raise FileNotFoundError(f'no checkpoint in {workdir / "checkpoints"}: train first '
+                                '(--mode train) with this --workdir')
+    state, step = restored
+    return parallel.replicate(state, run.mesh), step
+
+
+def evaluate_state(run: Run, state: TrainState) -> dict[str, float]:
+    """Eval metrics over the configured part of the eval split, exact means per example."""
+    config = run.config
+    step_fn = parallel.eval_step(run.model.eval_step, run.mesh)
+    batches = data.make_eval_iterator(
+        config.dataset, batch_size=config.train.eval_batch_size // jax.process_count(),
+        num_examples=config.train.eval_examples or None,
+        process_index=jax.process_index(), process_count=jax.process_count())
+    totals: dict[str, jax.Array] = {}
+    for index, batch in enumerate(batches):
+        sums = step_fn(state, parallel.shard_batch(batch, run.mesh),
+                       jax.random.fold_in(run.keys['eval'], index))
+        totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
+    totals = jax.device_get(totals)
+    count = totals.pop('count')
+    return {name: float(value / count) for name, value in totals.items()}
+
+
+def save_samples(run: Run, state: TrainState, workdir: Path, tag: str,
+                 writer: logs.MetricWriter | None = None, step: int = 0) -> list[Path]:
+    """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions)."""
+    config, model = run.config, run.model
+    grids = {'samples': np.asarray(jax.jit(model.generate, static_argnums=2)(
+        state, run.keys['sample'], config.train.num_samples))}
+    if model.reconstruct is not None:
+        originals = next(iter(data.make_eval_iterator(
+            config.dataset, batch_size=max(config.train.num_samples // 2, 1))))['image']
+        recon = np.asarray(jax.jit(model.reconstruct)(state, originals, run.keys['sample']))
+        low, high = model.image_range
+        scaled = originals.astype(np.float32) / 255.0 * (high - low) + low
+        grids['reconstructions'] = np.stack([scaled, recon], axis=1).reshape(
+            -1, *recon.shape[1:])
+    paths = []
+    for name, grid_images in grids.items():
+        ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2)))
+        grid = images.make_grid(grid_images, ncol=ncol, value_range=model.image_range)
+        paths.append(images.save_image_grid(workdir / 'samples' / f'{name}_{tag}.png',
+                                            grid_images, ncol=ncol,
+                                            value_range=model.image_range))
+        if writer is not None:
+            writer.write_images(step, {name: grid})
+    return paths
+
+
+def protocol(run: Run) -> dict[str, Any]:
+    """How the eval numbers were computed: what a results table must state."""
+    config = run.config
+    return {'dataset': config.dataset.name, 'split': config.dataset.eval_split,
+            'num_examples': config.train.eval_examples or run.info.num_eval,
+            'seed': config.seed,
+            'binarization': 'dynamic (fixed eval key)' if config.dataset.binarize else 'none',
+            'metric_units': 'nats per image' if config.model.name == 'vae' else 'per example'}
+
+
+def write_results(run: Run, workdir: Path, step: int, metrics: dict[str, float],
+                  **extra: Any) -> dict[str, Any]:
+    """`results.json`: final metrics with their protocol (process 0 only)."""
+    results = {'step': step, 'metrics': metrics, 'protocol': protocol(run),
+               'model': run.config.model.name, 'time': time.time(), **extra}
+    if jax.process_index() == 0:
+        logs.write_json(workdir / 'results.json', results)
+    return results

@@ -1,0 +1,103 @@
+"""Resolution-generic DCGAN-style convolutional stacks.
+
+One up-sampling stack serves as the DCGAN generator and the conv VAE decoder; one
+down-sampling stack serves as the DCGAN discriminator and the conv VAE encoder. Both
+work for any image whose sides share enough factors of two (28, 32, 64 px, 28x20 Frey
+faces; 1 or 3 channels): the number of stride-2 stages is derived from the shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+MIN_BASE_SIDE = 4
+
+
+def num_stages(image_shape: Sequence[int]) -> int:
+    """Number of stride-2 stages between a small base map and `image_shape` (H, W, C).
+
+    The largest k such that H and W are divisible by 2**k with min(H, W) / 2**k >= 4.
+    """
+    height, width = image_shape[0], image_shape[1]
+    stages = 0
+    while (height % 2 == 0 and width % 2 == 0
+                  and min(height, width) // 2 >= MIN_BASE_SIDE):
+        height, width, stages = height // 2, width // 2, stages + 1
+    return stages
+
+
+def check_image_shape(image_shape: Sequence[int]) -> None:
+    """Raises ValueError when no conv stack can produce `image_shape`."""
+    if len(image_shape) != 3 or num_stages(image_shape) < 1:
+        raise ValueError(
+                f'image shape {tuple(image_shape)} needs sides divisible by 2 with at least '
+                f'{2 * MIN_BASE_SIDE} px (e.g. 28, 32, 64)')
+
+
+class UpConvStack(nn.Module):
+    """Dense -> reshape -> [ConvTranspose stride 2 -> norm -> ReLU]* -> ConvTranspose.
+
+    Channels halve at every stage, from `width * 2**(stages-1)` down to `width`; the last
+    transposed convolution maps to the image's channels. `output_activation` is 'tanh'
+    (GAN generator, images in [-1, 1]) or 'none' (decoder logits / means).
+    """
+    image_shape: Sequence[int]
+    width: int = 64
+    kernel_size: int = 4
+    use_batch_norm: bool = True
+    output_activation: str = 'tanh'
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+        stages = num_stages(self.image_shape)
+        height, width, channels = self.image_shape
+        base_h, base_w = height // 2**stages, width // 2**stages
+        features = self.width * 2**(stages - 1)
+        kernel = (self.kernel_size, self.kernel_size)
+
+        def normalize_and_activate(h):
+            if self.use_batch_norm:
+                h = nn.BatchNorm(use_running_average=not train, momentum=0.9,
+                                                  axis_name=self.axis_name)(h)
+            return nn.relu(h)
+
+        h = nn.Dense(base_h * base_w * features, use_bias=not self.use_batch_norm)(z)
+        h = normalize_and_activate(h).reshape(z.shape[0], base_h, base_w, features)
+        for stage in range(stages - 1):
+            features_out = self.width * 2**(stages - 2 - stage)
+            h = nn.ConvTranspose(features_out, kernel, strides=(2, 2), padding='SAME',
+                                                      use_bias=not self.use_batch_norm)(h)
+            h = normalize_and_activate(h)
+        h = nn.ConvTranspose(channels, kernel, strides=(2, 2), padding='SAME')(h)
+        if self.output_activation == 'tanh':
+            return jnp.tanh(h)
+        return h
+
+
+class DownConvStack(nn.Module):
+    """[Conv stride 2 -> LeakyReLU(0.2) -> Dropout]* -> flatten -> Dense(outputs).
+
+    Channels double at every stage from `width`. Serves as the DCGAN discriminator
+    (outputs=1, a logit) and as the conv VAE encoder (outputs=2*latent).
+    """
+    outputs: int
+    width: int = 64
+    kernel_size: int = 4
+    dropout_rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        stages = num_stages(x.shape[1:])
+        h = x
+        for stage in range(stages):
+            h = nn.Conv(self.width * 2**stage, (self.kernel_size, self.kernel_size),
+                                    strides=(2, 2), padding='SAME')(h)
+            h = nn.leaky_relu(h, negative_slope=0.2)
+            if self.dropout_rate > 0:
+                h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+        return nn.Dense(self.outputs)(h.reshape(h.shape[0], -1))

@@ -1,0 +1,75 @@
+"""The one command line: train, evaluate or sample an experiment config.
+
+  python launch.py --config configs/vae_mnist.py --workdir runs/vae --config.lr=3e-4
+  python launch.py --config configs/dcgan_mnist.py:minimax --workdir runs/gan --mode sample
+
+Bad flags or config values print one line naming the key, the value and what is
+allowed, and exit with status 2 before any data or compile work.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+from experiments import evaluate, sample, train
+from experiments.config_validation import ConfigError
+
+MODES = ('train', 'eval', 'sample')
+EXIT_USAGE = 2
+
+_CONFIG = config_flags.DEFINE_config_file(
+    'config', None, 'Experiment config file, optionally with a variant: configs/x.py[:arg].')
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run (created if needed).')
+_MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to do with the config.')
+
+
+def _usage_error(message: str) -> None:
+    print(f'error: {message}', file=sys.stderr)
+    sys.exit(EXIT_USAGE)
+
+
+def parse_flags(argv: list[str]):
+    """Parses flags and loads the config; usage errors become one line and exit 2."""
+    try:
+        flags.FLAGS(argv)
+        if _CONFIG.value is None or _WORKDIR.value is None:
+            _usage_error('--config and --workdir are required')
+        config = _CONFIG.value
+        config.to_dict()  # Touching a config that failed to load raises its error.
+    except flags.Error as error:
+        _usage_error(str(error))
+    except (AttributeError, KeyError) as error:
+        _usage_error(f'unknown config key {error} (see configs/default.py for every key)')
+    except (ValueError, TypeError, OSError, ImportError) as error:
+        _usage_error(f'--config: {error}')
+    return config
+
+
+def main(argv: list[str]) -> None:
+    config = parse_flags(argv)
+    try:
+        if _MODE.value == 'train':
+            train.train_and_evaluate(config, _WORKDIR.value)
+        elif _MODE.value == 'eval':
+            evaluate.evaluate(config, _WORKDIR.value)
+        else:
+            for path in sample.sample(config, _WORKDIR.value):
+                print(path)
+    except ConfigError as error:
+        _usage_error(str(error))
+    except FileNotFoundError as error:
+        _usage_error(str(error))
+    except train.TrainingInterrupted as error:
+        logging.warning('%s', error)
+        sys.exit(128 + error.signum)
+    except train.NonFiniteError as error:
+        print(f'error: {error}', file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == '__main__':
+    logging.set_verbosity(logging.INFO)
+    main(sys.argv)
