@@ -31,6 +31,12 @@ def _usage_error(message: str) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _last_line(message: str) -> str:
+    """A flag error that embeds a traceback, cut to its flag and final line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return lines[0] if len(lines) == 1 else f'{lines[0].split(":")[0]}: {lines[-1]}'
+
+
 def parse_flags(argv: list[str]):
     """Parses flags and loads the config; usage errors become one line and exit 2."""
     try:
@@ -40,7 +46,7 @@ def parse_flags(argv: list[str]):
         config = _CONFIG.value
         config.to_dict()  # Touching a config that failed to load raises its error.
     except flags.Error as error:
-        _usage_error(str(error))
+        _usage_error(_last_line(str(error)))
     except (AttributeError, KeyError) as error:
         _usage_error(f'unknown config key {error} (see configs/default.py for every key)')
     except (ValueError, TypeError, OSError, ImportError) as error:
