@@ -111,9 +111,7 @@ def save_samples(run: Run, state: TrainState, workdir: Path, tag: str,
     for name, grid_images in grids.items():
         ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2)))
         grid = images.make_grid(grid_images, ncol=ncol, value_range=model.image_range)
-        paths.append(images.save_image_grid(workdir / 'samples' / f'{name}_{tag}.png',
-                                            grid_images, ncol=ncol,
-                                            value_range=model.image_range))
+        paths.append(images.save_png(workdir / 'samples' / f'{name}_{tag}.png', grid))
         if writer is not None:
             writer.write_images(step, {name: grid})
     return paths

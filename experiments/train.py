@@ -95,8 +95,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         state, start_step = restored
         state = parallel.replicate(state, run.mesh)
         logging.info('Resuming from the checkpoint of step %d.', start_step)
-    writer = logs.MetricWriter(workdir, resume_step=start_step if restored else None,
-                               enabled=is_lead)
+    writer = logs.MetricWriter(workdir, resume_step=start_step, enabled=is_lead)
     if is_lead:
         logs.write_json(workdir / 'config.json', config.to_dict())
         logs.write_json(workdir / 'environment.json', environment.collect_environment())

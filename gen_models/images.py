@@ -46,10 +46,14 @@ def make_grid(images: np.ndarray, *, ncol: int | None = None, padding: int = 2,
 
 def save_image_grid(path: str | os.PathLike[str], images: np.ndarray, **grid_kwargs) -> Path:
     """Writes `make_grid(images, **grid_kwargs)` as a PNG at `path`; returns the path."""
+    return save_png(path, make_grid(images, **grid_kwargs))
+
+
+def save_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+    """Writes a uint8 (H, W, C) image, C in {1, 3}, as a PNG atomically; returns the path."""
     path = Path(path)
-    grid = make_grid(images, **grid_kwargs)
     buffer = io.BytesIO()
-    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(buffer, format='PNG')
+    Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(buffer, format='PNG')
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
     tmp.write_bytes(buffer.getvalue())
