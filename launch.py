@@ -14,7 +14,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from experiments import evaluate, sample, train
+from experiments import evaluate, runtime, sample, train
 from experiments.config_validation import ConfigError
 
 MODES = ('train', 'eval', 'sample')
@@ -56,6 +56,7 @@ def parse_flags(argv: list[str]):
 
 def main(argv: list[str]) -> None:
     config = parse_flags(argv)
+    runtime.enable_compilation_cache()
     try:
         if _MODE.value == 'train':
             train.train_and_evaluate(config, _WORKDIR.value)

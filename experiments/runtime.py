@@ -7,6 +7,7 @@ image-shape check) before any compile, so errors arrive in seconds.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,24 @@ from gen_models.checkpoints import Checkpointer
 from gen_models.models import ModelDef, TrainState, build_model
 
 KEY_NAMES = ('init', 'train', 'eval', 'sample')
+COMPILATION_CACHE_ENV = 'GEN_MODELS_COMPILATION_CACHE'
+DEFAULT_COMPILATION_CACHE = '~/.cache/gen_models/jax_compilation_cache'
+
+
+def enable_compilation_cache(directory: str | None = None) -> Path:
+    """Turns on JAX's persistent compilation cache, so repeated runs skip compiles.
+
+    Location: `directory`, else $GEN_MODELS_COMPILATION_CACHE, else
+    ~/.cache/gen_models/jax_compilation_cache. Every program is cached, however fast
+    its compile, since CPU runs of small models compile in about a second.
+    """
+    path = Path(os.path.expanduser(
+        directory or os.environ.get(COMPILATION_CACHE_ENV) or DEFAULT_COMPILATION_CACHE))
+    path.mkdir(parents=True, exist_ok=True)
+    jax.config.update('jax_compilation_cache_dir', str(path))
+    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+    jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+    return path
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""Session-wide fixtures: the local datasets folder and one prepared-data folder.
+
+Datasets are prepared once per test session into a temporary TFDS data_dir; raw files
+come from `<repo>/../shared/data`, and tests that need them skip when it is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / 'shared' / 'data'
+
+
+@pytest.fixture(scope='session')
+def shared_data() -> pathlib.Path:
+    """<repo>/../shared/data, or a skip when this machine does not have it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f'local datasets folder {SHARED_DATA} is missing')
+    return SHARED_DATA
+
+
+@pytest.fixture(scope='session', autouse=True)
+def compilation_cache(tmp_path_factory) -> pathlib.Path:
+    """One persistent compilation cache per session: repeated test runs skip compiles."""
+    from experiments import runtime
+    path = tmp_path_factory.mktemp('jax_cache')
+    os.environ[runtime.COMPILATION_CACHE_ENV] = str(path)
+    return runtime.enable_compilation_cache(str(path))
+
+
+@pytest.fixture(scope='session')
+def data_dir(tmp_path_factory) -> str:
+    """Prepared TFDS data shared by every test of the session (each dataset built once)."""
+    return str(tmp_path_factory.mktemp('tfds_data'))
+
+
+@pytest.fixture
+def subprocess_env(data_dir) -> dict[str, str]:
+    """Environment for launching the CLI in a subprocess against the session's data."""
+    env = dict(os.environ, TFDS_DATA_DIR=data_dir, PYTHONUNBUFFERED='1')
+    if SHARED_DATA.is_dir():
+        env['GEN_MODELS_DATA_DIR'] = str(SHARED_DATA)
+    return env
