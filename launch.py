@@ -54,20 +54,23 @@ def parse_flags(argv: list[str]):
     return config
 
 
+def _print_results(results: dict) -> None:
+    metrics = ', '.join(f'{k}={v:.4g}' for k, v in results['metrics'].items())
+    print(f'step {results["step"]}: {metrics} ({_WORKDIR.value}/results.json)')
+
+
 def main(argv: list[str]) -> None:
     config = parse_flags(argv)
     runtime.enable_compilation_cache()
     try:
         if _MODE.value == 'train':
-            train.train_and_evaluate(config, _WORKDIR.value)
+            _print_results(train.train_and_evaluate(config, _WORKDIR.value))
         elif _MODE.value == 'eval':
-            evaluate.evaluate(config, _WORKDIR.value)
+            _print_results(evaluate.evaluate(config, _WORKDIR.value))
         else:
             for path in sample.sample(config, _WORKDIR.value):
                 print(path)
-    except ConfigError as error:
-        _usage_error(str(error))
-    except FileNotFoundError as error:
+    except (ConfigError, FileNotFoundError) as error:
         _usage_error(str(error))
     except train.TrainingInterrupted as error:
         logging.warning('%s', error)
@@ -78,5 +81,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == '__main__':
-    logging.set_verbosity(logging.INFO)
+    logging.set_verbosity(logging.WARNING)  # --verbosity=0 shows library INFO logs too.
     main(sys.argv)

@@ -128,7 +128,8 @@ def save_samples(run: Run, state: TrainState, workdir: Path, tag: str,
             -1, *recon.shape[1:])
     paths = []
     for name, grid_images in grids.items():
-        ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2)))
+        # Reconstructions come in (original, reconstruction) pairs side by side.
+        ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2))) if name != 'samples' else None
         grid = images.make_grid(grid_images, ncol=ncol, value_range=model.image_range)
         paths.append(images.save_png(workdir / 'samples' / f'{name}_{tag}.png', grid))
         if writer is not None:

@@ -20,7 +20,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
-from absl import logging
 
 from experiments import environment, logs, runtime
 from gen_models import data, parallel
@@ -94,7 +93,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     if restored is not None:
         state, start_step = restored
         state = parallel.replicate(state, run.mesh)
-        logging.info('Resuming from the checkpoint of step %d.', start_step)
+        tqdm.tqdm.write(f'Resuming {workdir} from the checkpoint of step {start_step}.')
     writer = logs.MetricWriter(workdir, resume_step=start_step, enabled=is_lead)
     if is_lead:
         logs.write_json(workdir / 'config.json', config.to_dict())
