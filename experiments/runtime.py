@@ -99,7 +99,7 @@ def evaluate_state(run: Run, state: TrainState) -> dict[str, float]:
     config = run.config
     step_fn = parallel.eval_step(run.model.eval_step, run.mesh)
     batches = data.make_eval_iterator(
-        config.dataset, batch_size=config.train.eval_batch_size // jax.process_count(),
+        config.dataset, batch_size=config.train.eval_batch_size,
         num_examples=config.train.eval_examples or None,
         process_index=jax.process_index(), process_count=jax.process_count())
     totals: dict[str, jax.Array] = {}

@@ -10,6 +10,7 @@ import os
 import pathlib
 
 import pytest
+import tensorflow_datasets as tfds
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
@@ -21,6 +22,11 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f'local datasets folder {SHARED_DATA} is missing')
     return SHARED_DATA
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _quiet_tfds():
+    tfds.display_progress_bar(False)
 
 
 @pytest.fixture(scope='session', autouse=True)

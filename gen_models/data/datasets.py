@@ -15,96 +15,105 @@ KNOWN_DATASETS = tuple(builders.BUILDERS)
 
 @dataclasses.dataclass(frozen=True)
 class DatasetInfo:
-  """What a model needs to know about its data.
+    """What a model needs to know about its data.
 
-  Attributes:
-    image_shape: (H, W, C) of the images the pipeline yields (after any resize).
-    num_classes: number of label classes; 0 if the dataset has no labels.
-    num_train: examples in the train split; num_eval: in the eval split.
-  """
+    Attributes:
+      image_shape: (H, W, C) of the images the pipeline yields (after any resize).
+      num_classes: number of label classes; 0 if the dataset has no labels.
+      num_train: examples in the train split; num_eval: in the eval split.
+    """
 
-  image_shape: tuple[int, int, int]
-  num_classes: int
-  num_train: int
-  num_eval: int
+    image_shape: tuple[int, int, int]
+    num_classes: int
+    num_train: int
+    num_eval: int
 
 
 def _open_builder(spec: DataSpec) -> tfds.core.DatasetBuilder:
-  """The builder named by the config: a project builder, else a prepared TFDS dataset."""
-  if spec.name in builders.BUILDERS:
-    return builders.make_builder(spec.name, data_dir=spec.data_dir,
-                                 source_dir=spec.source_dir,
-                                 shapes_resolution=spec.shapes_resolution)
-  try:
-    builder = tfds.builder(spec.name, data_dir=spec.data_dir)
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise ValueError(
-        f'Unknown dataset: dataset.name={spec.name!r}. Known project datasets: '
-        f'{", ".join(KNOWN_DATASETS)}; other names must be TFDS datasets prepared in '
-        f'dataset.data_dir={spec.data_dir!r}.') from e
-  if not builder.is_prepared():
-    raise ValueError(
-        f'dataset.name={spec.name!r} is a TFDS dataset that is not prepared in '
-        f'dataset.data_dir={spec.data_dir!r}; prepare it there in the array_record format, '
-        f'or use one of the project datasets: {", ".join(KNOWN_DATASETS)}.')
-  return builder
+    """The builder named by the config: a project builder, else a prepared TFDS dataset."""
+    if spec.name in builders.BUILDERS:
+        return builders.make_builder(
+            spec.name,
+            data_dir=spec.data_dir,
+            source_dir=spec.source_dir,
+            shapes_resolution=spec.shapes_resolution,
+        )
+    try:
+        builder = tfds.builder(spec.name, data_dir=spec.data_dir)
+    except tfds.core.registered.DatasetNotFoundError as e:
+        raise ValueError(
+            f'Unknown dataset: dataset.name={spec.name!r}. Known project datasets: '
+            f'{", ".join(KNOWN_DATASETS)}; other names must be TFDS datasets prepared in '
+            f'dataset.data_dir={spec.data_dir!r}.'
+        ) from e
+    if not builder.is_prepared():
+        raise ValueError(
+            f'dataset.name={spec.name!r} is a TFDS dataset that is not prepared in '
+            f'dataset.data_dir={spec.data_dir!r}; prepare it there in the array_record format, '
+            f'or use one of the project datasets: {", ".join(KNOWN_DATASETS)}.'
+        )
+    return builder
 
 
 def prepare(dataset_config: Any) -> tfds.core.DatasetBuilder:
-  """Builds the project dataset unless already prepared, and returns its builder.
+    """Builds the project dataset unless already prepared, and returns its builder.
 
-  Idempotent and fast once prepared. TFDS writes into a temporary folder and renames it
-  when complete, so readers never see partial data; when two processes race, the loser's
-  rename fails, and that failure is ignored once the winner's data is in place.
-  """
-  spec = DataSpec.from_config(dataset_config)
-  builder = _open_builder(spec)
-  if builder.is_prepared():
+    Idempotent and fast once prepared. TFDS writes into a temporary folder and renames it
+    when complete, so readers never see partial data; when two processes race, the loser's
+    rename fails, and that failure is ignored once the winner's data is in place.
+    """
+    spec = DataSpec.from_config(dataset_config)
+    builder = _open_builder(spec)
+    if builder.is_prepared():
+        return builder
+    try:
+        builder.download_and_prepare()
+    except OSError:
+        if not _open_builder(spec).is_prepared():
+            raise
+        logging.info('%s was prepared concurrently by another process', builder.name)
+        return _open_builder(spec)
     return builder
-  try:
-    builder.download_and_prepare()
-  except OSError:
-    if not _open_builder(spec).is_prepared():
-      raise
-    logging.info('%s was prepared concurrently by another process', builder.name)
-    return _open_builder(spec)
-  return builder
 
 
 def open_split(builder: tfds.core.DatasetBuilder, split: str):
-  """A random-access source over a split, yielding dicts of numpy values."""
-  if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
-    raise ValueError(f'{builder.name} in {builder.data_dir} is stored as '
-                     f'{builder.info.file_format}; random access needs array_record.')
-  return builder.as_data_source(split=split)
+    """A random-access source over a split, yielding dicts of numpy values."""
+    if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
+        raise ValueError(
+            f'{builder.name} in {builder.data_dir} is stored as '
+            f'{builder.info.file_format}; random access needs array_record.'
+        )
+    return builder.as_data_source(split=split)
 
 
 def image_shape(builder: tfds.core.DatasetBuilder, image_size: int) -> tuple[int, int, int]:
-  """(H, W, C) of the pipeline's images: native, or image_size x image_size if set."""
-  features = builder.info.features
-  if 'image' not in features:
-    raise ValueError(f'{builder.name} has no "image" feature (features: {list(features)})')
-  feature = features['image']
-  if np.dtype(feature.np_dtype) != np.uint8 or len(feature.shape) != 3:
-    raise ValueError(f'{builder.name}: "image" must be uint8 (H, W, C), got '
-                     f'{feature.np_dtype} {feature.shape}')
-  height, width, channels = feature.shape
-  if image_size:
-    return (image_size, image_size, channels)
-  if height is None or width is None:
-    raise ValueError(f'{builder.name} has images of varying size: set dataset.image_size.')
-  return (height, width, channels)
+    """(H, W, C) of the pipeline's images: native, or image_size x image_size if set."""
+    features = builder.info.features
+    if 'image' not in features:
+        raise ValueError(f'{builder.name} has no "image" feature (features: {list(features)})')
+    feature = features['image']
+    if np.dtype(feature.np_dtype) != np.uint8 or len(feature.shape) != 3:
+        raise ValueError(
+            f'{builder.name}: "image" must be uint8 (H, W, C), got '
+            f'{feature.np_dtype} {feature.shape}'
+        )
+    height, width, channels = feature.shape
+    if image_size:
+        return (image_size, image_size, channels)
+    if height is None or width is None:
+        raise ValueError(f'{builder.name} has images of varying size: set dataset.image_size.')
+    return (height, width, channels)
 
 
 def dataset_info(dataset_config: Any) -> DatasetInfo:
-  """Describes the dataset the config names, preparing it if needed."""
-  spec = DataSpec.from_config(dataset_config)
-  builder = prepare(spec)
-  features = builder.info.features
-  label = features['label'] if 'label' in features else None
-  return DatasetInfo(
-      image_shape=image_shape(builder, spec.image_size),
-      num_classes=label.num_classes if isinstance(label, tfds.features.ClassLabel) else 0,
-      num_train=len(open_split(builder, spec.train_split)),
-      num_eval=len(open_split(builder, spec.eval_split)),
-  )
+    """Describes the dataset the config names, preparing it if needed."""
+    spec = DataSpec.from_config(dataset_config)
+    builder = prepare(spec)
+    features = builder.info.features
+    label = features['label'] if 'label' in features else None
+    return DatasetInfo(
+        image_shape=image_shape(builder, spec.image_size),
+        num_classes=label.num_classes if isinstance(label, tfds.features.ClassLabel) else 0,
+        num_train=len(open_split(builder, spec.train_split)),
+        num_eval=len(open_split(builder, spec.eval_split)),
+    )

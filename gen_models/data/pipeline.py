@@ -25,152 +25,191 @@ Batch = dict[str, np.ndarray]
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
-  """Resizes a (H, W, C) uint8 image to (size, size, C), without cropping.
+    """Resizes a (H, W, C) uint8 image to (size, size, C), without cropping.
 
-  Uses PIL's bilinear filter channel by channel; PIL widens the filter when shrinking, so
-  downsampling is antialiased. The aspect ratio is not kept.
-  """
-  if image.shape[:2] == (size, size):
-    return image
-  return np.stack([
-      np.asarray(Image.fromarray(image[:, :, c]).resize((size, size), Image.Resampling.BILINEAR))
-      for c in range(image.shape[2])], axis=-1)
+    Uses PIL's bilinear filter channel by channel; PIL widens the filter when shrinking, so
+    downsampling is antialiased. The aspect ratio is not kept.
+    """
+    if image.shape[:2] == (size, size):
+        return image
+    return np.stack(
+        [
+            np.asarray(
+                Image.fromarray(image[:, :, c]).resize((size, size), Image.Resampling.BILINEAR)
+            )
+            for c in range(image.shape[2])
+        ],
+        axis=-1,
+    )
 
 
-def _example_fn(features: Mapping[str, Any], image_size: int,
-                keep_factors: bool) -> Callable[[dict], dict]:
-  """Maps a decoded record to {'image' uint8 (H, W, C), 'label' int32 (0 if unlabeled)},
-  plus, if keep_factors, every other fixed-shape numeric feature in its own dtype."""
-  has_label = 'label' in features
-  factors = {k: np.dtype(f.np_dtype) for k, f in features.items()
-             if keep_factors and k not in ('image', 'label')
-             and isinstance(f, tfds.features.Tensor) and None not in f.shape}
-
-  def fn(record: dict) -> dict:
-    image = np.asarray(record['image'], np.uint8)
-    example = {
-        'image': resize(image, image_size) if image_size else image,
-        'label': np.int32(record['label'] if has_label else 0),
+def _example_fn(
+    features: Mapping[str, Any], image_size: int, keep_factors: bool
+) -> Callable[[dict], dict]:
+    """Maps a decoded record to {'image' uint8 (H, W, C), 'label' int32 (0 if unlabeled)},
+    plus, if keep_factors, every other fixed-shape numeric feature in its own dtype."""
+    has_label = 'label' in features
+    factors = {
+        k: np.dtype(f.np_dtype)
+        for k, f in features.items()
+        if keep_factors
+        and k not in ('image', 'label')
+        and isinstance(f, tfds.features.Tensor)
+        and None not in f.shape
     }
-    example.update((k, np.asarray(record[k], dtype)) for k, dtype in factors.items())
-    return example
 
-  return fn
+    def fn(record: dict) -> dict:
+        image = np.asarray(record['image'], np.uint8)
+        example = {
+            'image': resize(image, image_size) if image_size else image,
+            'label': np.int32(record['label'] if has_label else 0),
+        }
+        example.update((k, np.asarray(record[k], dtype)) for k, dtype in factors.items())
+        return example
+
+    return fn
 
 
-def _batch_reader(source, example_fn: Callable[[dict], dict],
-                  num_real: int | None = None) -> Callable[[np.ndarray], Batch]:
-  """Reads the examples at an ascending batch of indices and stacks them.
+def _batch_reader(
+    source, example_fn: Callable[[dict], dict], num_real: int | None = None
+) -> Callable[[np.ndarray], Batch]:
+    """Reads the examples at an ascending batch of indices and stacks them.
 
-  With num_real, indices >= num_real are padding: zero examples, and a float32 'mask'
-  (1 for real, 0 for padding) is added.
-  """
-  padding = {k: np.zeros_like(v) for k, v in example_fn(source[0]).items()}
+    With num_real, indices >= num_real are padding: zero examples, and a float32 'mask'
+    (1 for real, 0 for padding) is added.
+    """
+    padding = {k: np.zeros_like(v) for k, v in example_fn(source[0]).items()}
 
-  def read(indices: np.ndarray) -> Batch:
-    real = indices if num_real is None else indices[indices < num_real]
-    examples = [example_fn(r) for r in source.__getitems__(real.tolist())]
-    examples += [padding] * (len(indices) - len(real))
-    batch = {k: np.stack([e[k] for e in examples]) for k in padding}
-    if num_real is not None:
-      batch['mask'] = (indices < num_real).astype(np.float32)
-    return batch
+    def read(indices: np.ndarray) -> Batch:
+        real = indices if num_real is None else indices[indices < num_real]
+        examples = [example_fn(r) for r in source.__getitems__(real.tolist())]
+        examples += [padding] * (len(indices) - len(real))
+        batch = {k: np.stack([e[k] for e in examples]) for k in padding}
+        if num_real is not None:
+            batch['mask'] = (indices < num_real).astype(np.float32)
+        return batch
 
-  return read
+    return read
 
 
 def _host_batch_size(batch_size: int, process_index: int, process_count: int) -> int:
-  if batch_size <= 0 or batch_size % process_count:
-    raise ValueError(f'batch_size={batch_size} must be a positive multiple of '
-                     f'process_count={process_count}')
-  if not 0 <= process_index < process_count:
-    raise ValueError(f'process_index={process_index} not in [0, {process_count})')
-  return batch_size // process_count
+    if batch_size <= 0 or batch_size % process_count:
+        raise ValueError(
+            f'batch_size={batch_size} must be a positive multiple of process_count={process_count}'
+        )
+    if not 0 <= process_index < process_count:
+        raise ValueError(f'process_index={process_index} not in [0, {process_count})')
+    return batch_size // process_count
 
 
 def _shuffle_seed(seed: int) -> int:
-  """Spreads seeds over 32 bits: grain reshuffles epoch e with (seed + e), so raw seeds s
-  and s + 1 would see the same orders one epoch apart."""
-  return int(np.random.SeedSequence(seed).generate_state(1)[0])
+    """Spreads seeds over 32 bits: grain reshuffles epoch e with (seed + e), so raw seeds s
+    and s + 1 would see the same orders one epoch apart."""
+    return int(np.random.SeedSequence(seed).generate_state(1)[0])
 
 
 def _open(spec: DataSpec, split: str, keep_factors: bool = False):
-  """The split's random-access source and the function that preprocesses its records."""
-  builder = datasets.prepare(spec)
-  source = datasets.open_split(builder, split)
-  if not len(source):
-    raise ValueError(f'{builder.name}: split {split!r} is empty')
-  datasets.image_shape(builder, spec.image_size)  # validates the image feature
-  return source, _example_fn(builder.info.features, spec.image_size, keep_factors)
+    """The split's random-access source and the function that preprocesses its records."""
+    builder = datasets.prepare(spec)
+    source = datasets.open_split(builder, split)
+    if not len(source):
+        raise ValueError(f'{builder.name}: split {split!r} is empty')
+    datasets.image_shape(builder, spec.image_size)  # validates the image feature
+    return source, _example_fn(builder.info.features, spec.image_size, keep_factors)
 
 
 def _num_examples(num_examples: int | None, source) -> int:
-  if num_examples is None:
-    return len(source)
-  if not 0 <= num_examples <= len(source):
-    raise ValueError(f'num_examples={num_examples} but the split has {len(source)}')
-  return num_examples
+    if num_examples is None:
+        return len(source)
+    if not 0 <= num_examples <= len(source):
+        raise ValueError(f'num_examples={num_examples} but the split has {len(source)}')
+    return num_examples
 
 
-def make_train_iterator(dataset_config: Any, *, batch_size: int, seed: int,
-                        start_step: int = 0, process_index: int = 0,
-                        process_count: int = 1, num_threads: int = 2,
-                        prefetch: int = 4) -> Iterator[Batch]:
-  """Infinite shuffled batches {'image': uint8 (b, H, W, C), 'label': int32 (b,)} of the
-  train split; batch_size is global and b = batch_size // process_count. Reshuffled every
-  epoch; batches run across epoch boundaries.
+def make_train_iterator(
+    dataset_config: Any,
+    *,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+    num_threads: int = 2,
+    prefetch: int = 4,
+) -> Iterator[Batch]:
+    """Infinite shuffled batches {'image': uint8 (b, H, W, C), 'label': int32 (b,)} of the
+    train split; batch_size is global and b = batch_size // process_count. Reshuffled every
+    epoch; batches run across epoch boundaries.
 
-  The batch at step s depends only on (dataset, seed, s): starting at start_step=s yields
-  the batches a run started at 0 yields from its s-th on. seed: a non-negative int.
-  """
-  host_batch = _host_batch_size(batch_size, process_index, process_count)
-  if start_step < 0:
-    raise ValueError(f'start_step={start_step} must be >= 0')
-  spec = DataSpec.from_config(dataset_config)
-  source, example_fn = _open(spec, spec.train_split)
-  indices = (grain.MapDataset.range(len(source))
-             .shuffle(seed=_shuffle_seed(seed))
-             .repeat(None)  # reseeds the shuffle every epoch
-             .batch(host_batch, drop_remainder=True)
-             .slice(slice(process_index, None, process_count))
-             .slice(slice(start_step, None)))
-  batches = indices.map(_batch_reader(source, example_fn))
-  return iter(batches.to_iter_dataset(
-      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)))
-
-
-def make_eval_iterator(dataset_config: Any, *, batch_size: int, split: str | None = None,
-                       num_examples: int | None = None, process_index: int = 0,
-                       process_count: int = 1) -> Iterator[Batch]:
-  """One pass, in the split's fixed order, over `split` (default: the config's eval split)
-  or its first num_examples.
-
-  batch_size is global, as in training: each host yields b = batch_size // process_count.
-  Every batch is full size: the last global batch is padded with zero examples, and a
-  float32 'mask' (b,) marks real examples with 1, so metrics can be exact.
-  """
-  host_batch = _host_batch_size(batch_size, process_index, process_count)
-  spec = DataSpec.from_config(dataset_config)
-  source, example_fn = _open(spec, split or spec.eval_split)
-  num_real = _num_examples(num_examples, source)
-  num_padded = -(-num_real // batch_size) * batch_size
-  indices = (grain.MapDataset.range(num_padded)
-             .batch(host_batch)
-             .slice(slice(process_index, None, process_count)))
-  batches = indices.map(_batch_reader(source, example_fn, num_real))
-  return iter(batches.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
+    The batch at step s depends only on (dataset, seed, s): starting at start_step=s yields
+    the batches a run started at 0 yields from its s-th on. seed: a non-negative int.
+    """
+    host_batch = _host_batch_size(batch_size, process_index, process_count)
+    if start_step < 0:
+        raise ValueError(f'start_step={start_step} must be >= 0')
+    spec = DataSpec.from_config(dataset_config)
+    source, example_fn = _open(spec, spec.train_split)
+    indices = (
+        grain.MapDataset.range(len(source))
+        .shuffle(seed=_shuffle_seed(seed))
+        .repeat(None)  # reseeds the shuffle every epoch
+        .batch(host_batch, drop_remainder=True)
+        .slice(slice(process_index, None, process_count))
+        .slice(slice(start_step, None))
+    )
+    batches = indices.map(_batch_reader(source, example_fn))
+    return iter(
+        batches.to_iter_dataset(
+            grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+        )
+    )
 
 
-def load_split_array(dataset_config: Any, split: str,
-                     num_examples: int | None = None) -> dict[str, np.ndarray]:
-  """A whole split (or its first num_examples) in memory, in the split's fixed order:
-  'image' and 'label' as the iterators yield them, plus the dataset's other fixed-shape
-  features (e.g. the ground-truth factors of 'shapes')."""
-  source, example_fn = _open(DataSpec.from_config(dataset_config), split, keep_factors=True)
-  num = _num_examples(num_examples, source)
-  reader = _batch_reader(source, example_fn)
-  chunks = list(grain.MapDataset.range(num).batch(1024).map(reader).to_iter_dataset(
-      grain.ReadOptions(num_threads=2, prefetch_buffer_size=2)))
-  if not chunks:
-    return {k: v[:0] for k, v in reader(np.zeros(1, np.int64)).items()}
-  return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+def make_eval_iterator(
+    dataset_config: Any,
+    *,
+    batch_size: int,
+    split: str | None = None,
+    num_examples: int | None = None,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[Batch]:
+    """One pass, in the split's fixed order, over `split` (default: the config's eval split)
+    or its first num_examples.
+
+    batch_size is global, as in training: each host yields b = batch_size // process_count.
+    Every batch is full size: the last global batch is padded with zero examples, and a
+    float32 'mask' (b,) marks real examples with 1, so metrics can be exact.
+    """
+    host_batch = _host_batch_size(batch_size, process_index, process_count)
+    spec = DataSpec.from_config(dataset_config)
+    source, example_fn = _open(spec, split or spec.eval_split)
+    num_real = _num_examples(num_examples, source)
+    num_padded = -(-num_real // batch_size) * batch_size
+    indices = (
+        grain.MapDataset.range(num_padded)
+        .batch(host_batch)
+        .slice(slice(process_index, None, process_count))
+    )
+    batches = indices.map(_batch_reader(source, example_fn, num_real))
+    return iter(batches.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
+
+
+def load_split_array(
+    dataset_config: Any, split: str, num_examples: int | None = None
+) -> dict[str, np.ndarray]:
+    """A whole split (or its first num_examples) in memory, in the split's fixed order:
+    'image' and 'label' as the iterators yield them, plus the dataset's other fixed-shape
+    features (e.g. the ground-truth factors of 'shapes')."""
+    source, example_fn = _open(DataSpec.from_config(dataset_config), split, keep_factors=True)
+    num = _num_examples(num_examples, source)
+    reader = _batch_reader(source, example_fn)
+    chunks = list(
+        grain.MapDataset.range(num)
+        .batch(1024)
+        .map(reader)
+        .to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2))
+    )
+    if not chunks:
+        return {k: v[:0] for k, v in reader(np.zeros(1, np.int64)).items()}
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}

@@ -15,22 +15,25 @@ from gen_models.data.builders.frey_faces import GenModelsFreyFaces
 from gen_models.data.builders.mnist import GenModelsMnist
 from gen_models.data.builders.shapes import GenModelsShapes, config_for
 
-BUILDERS = types.MappingProxyType({
-    'shapes': GenModelsShapes,
-    'mnist': GenModelsMnist,
-    'fashion_mnist': GenModelsFashionMnist,
-    'cifar10': GenModelsCifar10,
-    'frey_faces': GenModelsFreyFaces,
-})
+BUILDERS = types.MappingProxyType(
+    {
+        'shapes': GenModelsShapes,
+        'mnist': GenModelsMnist,
+        'fashion_mnist': GenModelsFashionMnist,
+        'cifar10': GenModelsCifar10,
+        'frey_faces': GenModelsFreyFaces,
+    }
+)
 
 
-def make_builder(name: str, *, data_dir: str, source_dir: str | None,
-                 shapes_resolution: int) -> tfds.core.DatasetBuilder:
-  """Constructs the project builder for a short name, writing array_record files."""
-  cls = BUILDERS[name]
-  kwargs = dict(data_dir=data_dir, file_format='array_record')
-  if issubclass(cls, base.SourceFileBuilder):
-    kwargs['source_dir'] = source_dir
-  if cls is GenModelsShapes:
-    kwargs['config'] = config_for(shapes_resolution)
-  return cls(**kwargs)
+def make_builder(
+    name: str, *, data_dir: str, source_dir: str | None, shapes_resolution: int
+) -> tfds.core.DatasetBuilder:
+    """Constructs the project builder for a short name, writing array_record files."""
+    cls = BUILDERS[name]
+    kwargs = dict(data_dir=data_dir, file_format='array_record')
+    if issubclass(cls, base.SourceFileBuilder):
+        kwargs['source_dir'] = source_dir
+    if cls is GenModelsShapes:
+        kwargs['config'] = config_for(shapes_resolution)
+    return cls(**kwargs)

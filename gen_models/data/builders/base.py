@@ -10,51 +10,57 @@ from gen_models.data.config import SOURCE_DIR_ENV
 
 
 class Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-  """A GeneratorBasedBuilder that works without the optional `importlib_resources`.
+    """A GeneratorBasedBuilder that works without the optional `importlib_resources`.
 
-  TFDS 4.9.10 locates a builder's code (to look for a checksums file next to it) through
-  `importlib_resources`, which it does not install, whenever the builder lives in a package;
-  this returns the builder's source file directly, as TFDS itself does for plain installs.
-  """
+    TFDS 4.9.10 locates a builder's code (to look for a checksums file next to it) through
+    `importlib_resources`, which it does not install, whenever the builder lives in a package;
+    this returns the builder's source file directly, as TFDS itself does for plain installs.
+    """
 
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls) -> epath.Path:
-    return epath.Path(inspect.getfile(cls))
+    @tfds.core.utils.classproperty
+    @classmethod
+    def code_path(cls) -> epath.Path:
+        return epath.Path(inspect.getfile(cls))
 
 
 class SourceFileBuilder(Builder, skip_registration=True):
-  """A builder reading source files from `source_dir` (laid out as ../shared/data).
+    """A builder reading source files from `source_dir` (laid out as ../shared/data).
 
-  `source_dir=None` downloads the files through TFDS' download manager instead.
-  """
+    `source_dir=None` downloads the files through TFDS' download manager instead.
+    """
 
-  def __init__(self, *, source_dir: str | None = None, **kwargs):
-    super().__init__(**kwargs)
-    self._source_dir = source_dir
-    self._original_state['source_dir'] = source_dir  # so that pickling keeps it
+    def __init__(self, *, source_dir: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._source_dir = source_dir
+        self._original_state['source_dir'] = source_dir  # so that pickling keeps it
 
-  def _fetch(self, dl_manager: tfds.download.DownloadManager,
-             relpaths: Sequence[str], urls: Sequence[str]) -> epath.Path:
-    """Returns the first of `<source_dir>/<relpath>` that exists, else the first URL that
-    downloads (URLs are mirrors of the same file)."""
-    if self._source_dir is not None:
-      candidates = [epath.Path(self._source_dir) / p for p in relpaths]
-      for path in candidates:
-        if path.exists():
-          return path
-      raise FileNotFoundError(
-          f'{self.name}: no source file at {", ".join(map(str, candidates))}. The folder '
-          f'{self._source_dir!r} comes from config key dataset.source_dir or else the '
-          f'environment variable {SOURCE_DIR_ENV}; point it at a folder laid out like '
-          '../shared/data, or leave both empty to download the files.')
-    errors = []
-    for url in urls:
-      try:
-        return dl_manager.download(url)
-      except Exception as e:  # pylint: disable=broad-except  (try the next mirror)
-        errors.append(f'{url}: {e}')
-    raise OSError(
-        f'{self.name}: could not download the source file ({"; ".join(errors)}). Without '
-        f'internet, set config key dataset.source_dir or {SOURCE_DIR_ENV} to a folder '
-        f'holding {relpaths[0]}.')
+    def _fetch(
+        self,
+        dl_manager: tfds.download.DownloadManager,
+        relpaths: Sequence[str],
+        urls: Sequence[str],
+    ) -> epath.Path:
+        """Returns the first of `<source_dir>/<relpath>` that exists, else the first URL that
+        downloads (URLs are mirrors of the same file)."""
+        if self._source_dir is not None:
+            candidates = [epath.Path(self._source_dir) / p for p in relpaths]
+            for path in candidates:
+                if path.exists():
+                    return path
+            raise FileNotFoundError(
+                f'{self.name}: no source file at {", ".join(map(str, candidates))}. The folder '
+                f'{self._source_dir!r} comes from config key dataset.source_dir or else the '
+                f'environment variable {SOURCE_DIR_ENV}; point it at a folder laid out like '
+                '../shared/data, or leave both empty to download the files.'
+            )
+        errors = []
+        for url in urls:
+            try:
+                return dl_manager.download(url)
+            except Exception as e:  # pylint: disable=broad-except  (try the next mirror)
+                errors.append(f'{url}: {e}')
+        raise OSError(
+            f'{self.name}: could not download the source file ({"; ".join(errors)}). Without '
+            f'internet, set config key dataset.source_dir or {SOURCE_DIR_ENV} to a folder '
+            f'holding {relpaths[0]}.'
+        )

@@ -19,8 +19,18 @@ import tensorflow_datasets as tfds
 
 from gen_models.data.builders import base
 
-CLASS_NAMES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse',
-               'ship', 'truck')
+CLASS_NAMES = (
+    'airplane',
+    'automobile',
+    'bird',
+    'cat',
+    'deer',
+    'dog',
+    'frog',
+    'horse',
+    'ship',
+    'truck',
+)
 _ARCHIVES = ('cifar10/cifar-10-python.tar.gz', 'cifar10/cifar10_jpeg.tar.gz')
 _URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 _IMAGE_FILE = re.compile(r'(?:^|/)(train|test)/([a-z]+)/[^/]+\.(?:jpe?g|png)$')
@@ -28,45 +38,52 @@ _PICKLED_BATCH = re.compile(r'(?:^|/)(data_batch_\d+|test_batch)$')
 
 
 class GenModelsCifar10(base.SourceFileBuilder):
-  """CIFAR-10 (Krizhevsky 2009), 32x32x3, 10 classes."""
+    """CIFAR-10 (Krizhevsky 2009), 32x32x3, 10 classes."""
 
-  VERSION = tfds.core.Version('1.0.0')
+    VERSION = tfds.core.Version('1.0.0')
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Tensor(shape=(32, 32, 3), dtype=np.uint8),
-            'label': tfds.features.ClassLabel(names=CLASS_NAMES),
-        }),
-        supervised_keys=('image', 'label'),
-        homepage='https://www.cs.toronto.edu/~kriz/cifar.html',
-    )
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=tfds.features.FeaturesDict(
+                {
+                    'image': tfds.features.Tensor(shape=(32, 32, 3), dtype=np.uint8),
+                    'label': tfds.features.ClassLabel(names=CLASS_NAMES),
+                }
+            ),
+            supervised_keys=('image', 'label'),
+            homepage='https://www.cs.toronto.edu/~kriz/cifar.html',
+        )
 
-  def _split_generators(self, dl_manager):
-    archive = self._fetch(dl_manager, _ARCHIVES, [_URL])
-    return {split: self._generate_examples(archive, split) for split in ('train', 'test')}
+    def _split_generators(self, dl_manager):
+        archive = self._fetch(dl_manager, _ARCHIVES, [_URL])
+        return {split: self._generate_examples(archive, split) for split in ('train', 'test')}
 
-  def _generate_examples(self, archive, split):
-    with archive.open('rb') as f, tarfile.open(fileobj=f, mode='r|gz') as tar:
-      for member in tar:
-        if not member.isfile():
-          continue
-        if match := _IMAGE_FILE.search(member.name):
-          if match[1] == split:
-            with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
-              yield member.name, {'image': _checked(np.asarray(image.convert('RGB'))),
-                                  'label': CLASS_NAMES.index(match[2])}
-        elif match := _PICKLED_BATCH.search(member.name):
-          if (match[1] == 'test_batch') == (split == 'test'):
-            batch = pickle.load(tar.extractfile(member), encoding='bytes')
-            images = batch[b'data'].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-            for i, (image, label) in enumerate(zip(images, batch[b'labels'])):
-              yield f'{match[1]}/{i}', {'image': image, 'label': int(label)}
+    def _generate_examples(self, archive, split):
+        with archive.open('rb') as f, tarfile.open(fileobj=f, mode='r|gz') as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                if match := _IMAGE_FILE.search(member.name):
+                    if match[1] == split:
+                        with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
+                            yield (
+                                member.name,
+                                {
+                                    'image': _checked(np.asarray(image.convert('RGB'))),
+                                    'label': CLASS_NAMES.index(match[2]),
+                                },
+                            )
+                elif match := _PICKLED_BATCH.search(member.name):
+                    if (match[1] == 'test_batch') == (split == 'test'):
+                        batch = pickle.load(tar.extractfile(member), encoding='bytes')
+                        images = batch[b'data'].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+                        for i, (image, label) in enumerate(zip(images, batch[b'labels'])):
+                            yield f'{match[1]}/{i}', {'image': image, 'label': int(label)}
 
 
 def _checked(image: np.ndarray) -> np.ndarray:
-  if image.shape != (32, 32, 3):
-    raise ValueError(f'CIFAR-10 image of shape {image.shape}, expected (32, 32, 3)')
-  return image
+    if image.shape != (32, 32, 3):
+        raise ValueError(f'CIFAR-10 image of shape {image.shape}, expected (32, 32, 3)')
+    return image

@@ -18,43 +18,48 @@ _URL = 'https://cs.nyu.edu/~roweis/data/frey_rawface.mat'
 
 
 def load_frames(path: epath.Path) -> np.ndarray:
-  """Reads the frames (1965, 28, 20) uint8 from the .npy copy or the original .mat file."""
-  with path.open('rb') as f:
-    if f.read(6) == b'\x93NUMPY':
-      f.seek(0)
-      frames = np.load(f)
-    else:
-      import scipy.io  # pylint: disable=g-import-not-at-top  (only for the download)
-      f.seek(0)
-      # 'ff' is (560, 1965): one row-major 28x20 frame per column.
-      frames = scipy.io.loadmat(f)['ff'].T.reshape(-1, 28, 20)
-  if frames.shape != (NUM_FRAMES, 28, 20):
-    raise ValueError(f'{path}: frames of shape {frames.shape}, expected ({NUM_FRAMES}, 28, 20)')
-  return frames.astype(np.uint8)
+    """Reads the frames (1965, 28, 20) uint8 from the .npy copy or the original .mat file."""
+    with path.open('rb') as f:
+        if f.read(6) == b'\x93NUMPY':
+            f.seek(0)
+            frames = np.load(f)
+        else:
+            import scipy.io  # pylint: disable=g-import-not-at-top  (only for the download)
+
+            f.seek(0)
+            # 'ff' is (560, 1965): one row-major 28x20 frame per column.
+            frames = scipy.io.loadmat(f)['ff'].T.reshape(-1, 28, 20)
+    if frames.shape != (NUM_FRAMES, 28, 20):
+        raise ValueError(f'{path}: frames of shape {frames.shape}, expected ({NUM_FRAMES}, 28, 20)')
+    return frames.astype(np.uint8)
 
 
 class GenModelsFreyFaces(base.SourceFileBuilder):
-  """Frey Face (used by Kingma & Welling 2013), 28x20x1, unlabeled."""
+    """Frey Face (used by Kingma & Welling 2013), 28x20x1, unlabeled."""
 
-  VERSION = tfds.core.Version('1.0.0')
+    VERSION = tfds.core.Version('1.0.0')
 
-  def _info(self) -> tfds.core.DatasetInfo:
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            'image': tfds.features.Tensor(shape=(28, 20, 1), dtype=np.uint8),
-        }),
-        homepage='https://cs.nyu.edu/~roweis/data.html',
-        disable_shuffling=True,  # keep the source order
-    )
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description=__doc__,
+            features=tfds.features.FeaturesDict(
+                {
+                    'image': tfds.features.Tensor(shape=(28, 20, 1), dtype=np.uint8),
+                }
+            ),
+            homepage='https://cs.nyu.edu/~roweis/data.html',
+            disable_shuffling=True,  # keep the source order
+        )
 
-  def _split_generators(self, dl_manager):
-    frames = load_frames(self._fetch(dl_manager, ['small/frey_faces.npy'], [_URL]))
-    train_end = NUM_FRAMES - NUM_TEST
-    return {'train': self._generate_examples(frames, 0, train_end),
-            'test': self._generate_examples(frames, train_end, NUM_FRAMES)}
+    def _split_generators(self, dl_manager):
+        frames = load_frames(self._fetch(dl_manager, ['small/frey_faces.npy'], [_URL]))
+        train_end = NUM_FRAMES - NUM_TEST
+        return {
+            'train': self._generate_examples(frames, 0, train_end),
+            'test': self._generate_examples(frames, train_end, NUM_FRAMES),
+        }
 
-  def _generate_examples(self, frames, start, stop):
-    for i in range(start, stop):
-      yield i, {'image': frames[i, :, :, None]}
+    def _generate_examples(self, frames, start, stop):
+        for i in range(start, stop):
+            yield i, {'image': frames[i, :, :, None]}

@@ -4,11 +4,13 @@ from gen_models.data.builders import idx
 
 
 class GenModelsMnist(idx.IdxBuilder):
-  """MNIST handwritten digits (LeCun et al.), 28x28x1, labels 0-9."""
+    """MNIST handwritten digits (LeCun et al.), 28x28x1, labels 0-9."""
 
-  SUBDIR = 'mnist'
-  MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/',
-             'http://yann.lecun.com/exdb/mnist/',
-             'https://storage.googleapis.com/cvdf-datasets/mnist/')
-  CLASS_NAMES = tuple(str(d) for d in range(10))
-  HOMEPAGE = 'http://yann.lecun.com/exdb/mnist/'
+    SUBDIR = 'mnist'
+    MIRRORS = (
+        'https://ossci-datasets.s3.amazonaws.com/mnist/',
+        'http://yann.lecun.com/exdb/mnist/',
+        'https://storage.googleapis.com/cvdf-datasets/mnist/',
+    )
+    CLASS_NAMES = tuple(str(d) for d in range(10))
+    HOMEPAGE = 'http://yann.lecun.com/exdb/mnist/'
