@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import evaluate, runtime, sample, train
@@ -21,7 +21,8 @@ MODES = ('train', 'eval', 'sample')
 EXIT_USAGE = 2
 
 _CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'Experiment config file, optionally with a variant: configs/x.py[:arg].')
+    'config', None, 'Experiment config file, optionally with a variant: configs/x.py[:arg].'
+)
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run (created if needed).')
 _MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to do with the config.')
 

@@ -19,7 +19,7 @@ def get_config(arg: str | None = None):
     config.model.gan_loss = 'minimax' if arg == 'minimax' else 'non_saturating'
     config.dataset.name = 'mnist'
     config.optim.b1 = 0.5
-    config.train.num_steps = 1876       # two epochs of 60k images at batch 64
+    config.train.num_steps = 1876  # two epochs of 60k images at batch 64
     config.train.eval_every = 938
     config.train.checkpoint_every = 469
     config.train.sample_every = 469

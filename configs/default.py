@@ -17,54 +17,54 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     """The default config: a small conv VAE on the embedded shapes dataset."""
     check_variant(arg, ())
     config = ml_collections.ConfigDict()
-    config.seed = 0                     # root of every PRNG key and of the data order
-    config.lr = 1e-3                    # learning rate of every optimiser (see optim.*)
+    config.seed = 0  # root of every PRNG key and of the data order
+    config.lr = 1e-3  # learning rate of every optimiser (see optim.*)
 
     config.model = model = ml_collections.ConfigDict()
-    model.name = 'vae'                  # model family: 'gan' | 'vae'
-    model.net = 'conv'                  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only)
-    model.latent_dim = 16               # size of z
-    model.width = 32                    # conv: channels of the widest-resolution stage
-    model.kernel_size = 4               # conv: kernel side of every conv layer
-    model.hidden = (500,)               # mlp: hidden layer sizes (encoder; decoder reversed)
-    model.activation = 'relu'           # mlp: 'tanh' | 'relu' | 'softplus' | 'leaky_relu'
-    model.gan_loss = 'non_saturating'   # gan: G's loss, 'minimax' | 'non_saturating'
-    model.d_dropout = 0.3               # gan: dropout rate after each D conv layer
-    model.likelihood = 'bernoulli'      # vae: p(x|z), 'bernoulli' | 'gaussian'
-    model.beta = 1.0                    # vae: weight of the KL term in the loss
-    model.decoder_std = 0.1             # vae, gaussian: (initial) std of p(x|z)
-    model.learn_decoder_std = False     # vae, gaussian: learn that std as a parameter
+    model.name = 'vae'  # model family: 'gan' | 'vae'
+    model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only)
+    model.latent_dim = 16  # size of z
+    model.width = 32  # conv: channels of the widest-resolution stage
+    model.kernel_size = 4  # conv: kernel side of every conv layer
+    model.hidden = (500,)  # mlp: hidden layer sizes (encoder; decoder reversed)
+    model.activation = 'relu'  # mlp: 'tanh' | 'relu' | 'softplus' | 'leaky_relu'
+    model.gan_loss = 'non_saturating'  # gan: G's loss, 'minimax' | 'non_saturating'
+    model.d_dropout = 0.3  # gan: dropout rate after each D conv layer
+    model.likelihood = 'bernoulli'  # vae: p(x|z), 'bernoulli' | 'gaussian'
+    model.beta = 1.0  # vae: weight of the KL term in the loss
+    model.decoder_std = 0.1  # vae, gaussian: (initial) std of p(x|z)
+    model.learn_decoder_std = False  # vae, gaussian: learn that std as a parameter
 
     config.dataset = dataset = ml_collections.ConfigDict()
-    dataset.name = 'shapes'             # 'shapes' | 'mnist' | 'fashion_mnist' | 'cifar10' |
-                                        # 'frey_faces' | any prepared TFDS dataset
-    dataset.data_dir = ''               # prepared TFDS data; '' -> $TFDS_DATA_DIR or
-                                        # ~/tensorflow_datasets
-    dataset.source_dir = ''             # raw files; '' -> $GEN_MODELS_DATA_DIR or download
-    dataset.image_size = 0              # square resize in the pipeline; 0 keeps the size
-    dataset.shapes_resolution = 32      # shapes: side of the rendered images
-    dataset.train_split = 'train'       # split trained on
-    dataset.eval_split = 'test'         # split evaluated on
-    dataset.binarize = False            # vae: dynamic binarisation, x ~ Bernoulli(pixel)
+    dataset.name = 'shapes'  # 'shapes' | 'mnist' | 'fashion_mnist' | 'cifar10' |
+    # 'frey_faces' | any prepared TFDS dataset
+    dataset.data_dir = ''  # prepared TFDS data; '' -> $TFDS_DATA_DIR or
+    # ~/tensorflow_datasets
+    dataset.source_dir = ''  # raw files; '' -> $GEN_MODELS_DATA_DIR or download
+    dataset.image_size = 0  # square resize in the pipeline; 0 keeps the size
+    dataset.shapes_resolution = 32  # shapes: side of the rendered images
+    dataset.train_split = 'train'  # split trained on
+    dataset.eval_split = 'test'  # split evaluated on
+    dataset.binarize = False  # vae: dynamic binarisation, x ~ Bernoulli(pixel)
 
     config.optim = optim = ml_collections.ConfigDict()
-    optim.name = 'adam'                 # 'adam' | 'adamw' | 'adagrad' | 'sgd' | 'rmsprop'
-    optim.b1 = 0.9                      # adam/adamw beta1; sgd momentum (0 = none)
-    optim.b2 = 0.999                    # adam/adamw beta2; rmsprop decay
-    optim.eps = 1e-8                    # numerical epsilon of the optimiser
-    optim.weight_decay = 0.0            # adamw: decoupled weight decay
-    optim.d_lr_multiplier = 1.0         # gan: D's learning rate is lr * this
+    optim.name = 'adam'  # 'adam' | 'adamw' | 'adagrad' | 'sgd' | 'rmsprop'
+    optim.b1 = 0.9  # adam/adamw beta1; sgd momentum (0 = none)
+    optim.b2 = 0.999  # adam/adamw beta2; rmsprop decay
+    optim.eps = 1e-8  # numerical epsilon of the optimiser
+    optim.weight_decay = 0.0  # adamw: decoupled weight decay
+    optim.d_lr_multiplier = 1.0  # gan: D's learning rate is lr * this
 
     config.train = train = ml_collections.ConfigDict()
-    train.num_steps = 2000              # optimisation steps (one batch each)
-    train.batch_size = 64               # global batch, split over all devices
-    train.log_every = 50                # steps between train-metric logs
-    train.eval_every = 500              # steps between evaluations (and at the end)
-    train.checkpoint_every = 500        # steps between checkpoints (and at the end)
-    train.sample_every = 500            # steps between sample grids (and at the end)
-    train.keep_checkpoints = 3          # checkpoints kept on disk (oldest deleted)
-    train.eval_batch_size = 100         # global batch of evaluation
-    train.eval_examples = 0             # examples of the eval split used; 0 = all
-    train.num_samples = 64              # images in each sample grid
-    train.progress_bar = True           # show a progress bar with rate and ETA
+    train.num_steps = 2000  # optimisation steps (one batch each)
+    train.batch_size = 64  # global batch, split over all devices
+    train.log_every = 50  # steps between train-metric logs
+    train.eval_every = 500  # steps between evaluations (and at the end)
+    train.checkpoint_every = 500  # steps between checkpoints (and at the end)
+    train.sample_every = 500  # steps between sample grids (and at the end)
+    train.keep_checkpoints = 3  # checkpoints kept on disk (oldest deleted)
+    train.eval_batch_size = 100  # global batch of evaluation
+    train.eval_examples = 0  # examples of the eval split used; 0 = all
+    train.num_samples = 64  # images in each sample grid
+    train.progress_bar = True  # show a progress bar with rate and ETA
     return config

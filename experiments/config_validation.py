@@ -58,8 +58,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'model.latent_dim': _at_least(1),
     'model.width': _at_least(1),
     'model.kernel_size': _at_least(1),
-    'model.hidden': ((lambda v: len(v) > 0 and all(isinstance(h, int) and h >= 1 for h in v)),
-                     'a non-empty tuple of positive ints'),
+    'model.hidden': (
+        (lambda v: len(v) > 0 and all(isinstance(h, int) and h >= 1 for h in v)),
+        'a non-empty tuple of positive ints',
+    ),
     'model.activation': _choice(*nets.ACTIVATIONS),
     'model.gan_loss': _choice(*losses.GENERATOR_LOSSES),
     'model.d_dropout': _unit_interval(),
@@ -99,8 +101,9 @@ def _check_type(key: str, value: Any, reference: Any) -> None:
     if expected is tuple and isinstance(value, list):
         return
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(key, value, f'a value of type {expected.__name__} '
-                          f'(got {_type_name(value)})')
+        raise ConfigError(
+            key, value, f'a value of type {expected.__name__} (got {_type_name(value)})'
+        )
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int = 1) -> None:
@@ -112,8 +115,11 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int = 1) -> 
             raise ConfigError(key, value, 'unknown key (see configs/default.py for every key)')
     for key, reference in schema.items():
         if key not in values:
-            raise ConfigError(key, None, 'a required key is missing; start configs from '
-                              'configs/default.get_config()')
+            raise ConfigError(
+                key,
+                None,
+                'a required key is missing; start configs from configs/default.get_config()',
+            )
         _check_type(key, values[key], reference)
         if key in RULES:
             is_allowed, allowed = RULES[key]
@@ -127,12 +133,16 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
     if model.name == 'gan' and model.net != 'conv':
         raise ConfigError('model.net', model.net, "model.name='gan' uses 'conv' nets")
     if config.dataset.binarize and (model.name != 'vae' or model.likelihood != 'bernoulli'):
-        raise ConfigError('dataset.binarize', True, "only with model.name='vae' and "
-                          "model.likelihood='bernoulli'")
+        raise ConfigError(
+            'dataset.binarize', True, "only with model.name='vae' and model.likelihood='bernoulli'"
+        )
     for key in ('batch_size', 'eval_batch_size'):
         if getattr(train, key) % num_devices:
-            raise ConfigError(f'train.{key}', getattr(train, key),
-                              f'a multiple of the device count ({num_devices})')
+            raise ConfigError(
+                f'train.{key}',
+                getattr(train, key),
+                f'a multiple of the device count ({num_devices})',
+            )
 
 
 def check_image_shape(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:

@@ -13,8 +13,17 @@ from typing import Any
 
 import jax
 
-PACKAGES = ('jax', 'jaxlib', 'flax', 'optax', 'orbax-checkpoint', 'grain',
-            'tensorflow-datasets', 'ml-collections', 'numpy')
+PACKAGES = (
+    'jax',
+    'jaxlib',
+    'flax',
+    'optax',
+    'orbax-checkpoint',
+    'grain',
+    'tensorflow-datasets',
+    'ml-collections',
+    'numpy',
+)
 
 
 def collect_environment() -> dict[str, Any]:
@@ -58,5 +67,6 @@ def _git_state(directory: Path) -> dict[str, Any] | None:
 
 
 def _git(directory: Path, *args: str) -> str:
-    return subprocess.run(['git', '-C', str(directory), *args], capture_output=True, text=True,
-                          check=True, timeout=30).stdout.strip()
+    return subprocess.run(
+        ['git', '-C', str(directory), *args], capture_output=True, text=True, check=True, timeout=30
+    ).stdout.strip()

@@ -16,5 +16,4 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str
     run = runtime.prepare(config)
     state, step = runtime.restore_latest(run, workdir)
     metrics = runtime.evaluate_state(run, state)
-    return runtime.write_results(run, workdir, step,
-                                 {f'eval/{k}': v for k, v in metrics.items()})
+    return runtime.write_results(run, workdir, step, {f'eval/{k}': v for k, v in metrics.items()})

@@ -33,9 +33,13 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 def read_metrics(workdir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """The records of `workdir/metrics.jsonl` in file order; 'nan'/'inf' strings as floats."""
-    return [{key: _NON_FINITE.get(value, value) if isinstance(value, str) else value
-             for key, value in json.loads(line).items()}
-            for line in _complete_lines(Path(workdir) / METRICS_FILE)]
+    return [
+        {
+            key: _NON_FINITE.get(value, value) if isinstance(value, str) else value
+            for key, value in json.loads(line).items()
+        }
+        for line in _complete_lines(Path(workdir) / METRICS_FILE)
+    ]
 
 
 class MetricWriter:
@@ -49,8 +53,13 @@ class MetricWriter:
       enabled: False writes nothing (processes other than 0 of a multi-host run).
     """
 
-    def __init__(self, workdir: str | os.PathLike[str], *, resume_step: int | None = None,
-                 enabled: bool = True):
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str],
+        *,
+        resume_step: int | None = None,
+        enabled: bool = True,
+    ):
         self._enabled = enabled
         if not enabled:
             return
@@ -59,27 +68,33 @@ class MetricWriter:
         path = workdir / METRICS_FILE
         if path.exists():
             # Also drops a last line cut short by a kill, so that appends start on a new line.
-            kept = [line for line in _complete_lines(path)
-                    if resume_step is None or json.loads(line)['step'] <= resume_step]
+            kept = [
+                line
+                for line in _complete_lines(path)
+                if resume_step is None or json.loads(line)['step'] <= resume_step
+            ]
             _write_text_atomic(path, ''.join(line + '\n' for line in kept))
         self._file = path.open('a', encoding='utf-8')
         self._tensorboard = tensorboardX.SummaryWriter(
             logdir=str(workdir),
             purge_step=None if resume_step is None else resume_step + 1,
             # tensorboardX names files by the second: keep a quick restart from overwriting.
-            filename_suffix=f'.{time.time_ns()}')
+            filename_suffix=f'.{time.time_ns()}',
+        )
 
     def write_scalars(self, step: int, scalars: Mapping[str, Any], *, prefix: str = '') -> None:
         """Logs `scalars` (floats, numpy or JAX scalars) of `step` under `prefix/name`."""
         if not self._enabled:
             return
-        values = {f'{prefix}/{name}' if prefix else name: float(value)
-                  for name, value in scalars.items()}
+        values = {
+            f'{prefix}/{name}' if prefix else name: float(value) for name, value in scalars.items()
+        }
         if {'step', 'time'} & values.keys():
             raise ValueError(f"'step' and 'time' are reserved names: {sorted(values)}.")
         record = {'step': int(step), 'time': time.time()}
-        record.update({name: value if math.isfinite(value) else str(value)
-                       for name, value in values.items()})
+        record.update(
+            {name: value if math.isfinite(value) else str(value) for name, value in values.items()}
+        )
         # One write per complete line, flushed, so that a kill loses at most this record.
         self._file.write(json.dumps(record) + '\n')
         self._file.flush()
@@ -91,8 +106,9 @@ class MetricWriter:
         if not self._enabled:
             return
         for name, image in images.items():
-            self._tensorboard.add_image(name, np.asarray(image), global_step=int(step),
-                                        dataformats='HWC')
+            self._tensorboard.add_image(
+                name, np.asarray(image), global_step=int(step), dataformats='HWC'
+            )
 
     def flush(self) -> None:
         if self._enabled:

@@ -35,8 +35,11 @@ def enable_compilation_cache(directory: str | None = None) -> Path:
     ~/.cache/gen_models/jax_compilation_cache. Every program is cached, however fast
     its compile, since CPU runs of small models compile in about a second.
     """
-    path = Path(os.path.expanduser(
-        directory or os.environ.get(COMPILATION_CACHE_ENV) or DEFAULT_COMPILATION_CACHE))
+    path = Path(
+        os.path.expanduser(
+            directory or os.environ.get(COMPILATION_CACHE_ENV) or DEFAULT_COMPILATION_CACHE
+        )
+    )
     path.mkdir(parents=True, exist_ok=True)
     jax.config.update('jax_compilation_cache_dir', str(path))
     jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
@@ -47,6 +50,7 @@ def enable_compilation_cache(directory: str | None = None) -> Path:
 @dataclasses.dataclass(frozen=True)
 class Run:
     """A validated config with its dataset, model, device mesh and root PRNG keys."""
+
     config: ml_collections.ConfigDict
     info: Any
     model: ModelDef
@@ -64,14 +68,21 @@ def prepare(config: ml_collections.ConfigDict) -> Run:
     check_image_shape(config, info.image_shape)
     root = jax.random.key(config.seed)
     keys = {name: jax.random.fold_in(root, index) for index, name in enumerate(KEY_NAMES)}
-    return Run(config=config, info=info, model=build_model(config, info),
-               mesh=parallel.make_mesh(), keys=keys)
+    return Run(
+        config=config,
+        info=info,
+        model=build_model(config, info),
+        mesh=parallel.make_mesh(),
+        keys=keys,
+    )
 
 
 def initial_state(run: Run) -> TrainState:
     """A freshly initialised state, replicated over the mesh."""
-    example = {'image': np.zeros((1, *run.info.image_shape), np.uint8),
-               'label': np.zeros((1,), np.int32)}
+    example = {
+        'image': np.zeros((1, *run.info.image_shape), np.uint8),
+        'label': np.zeros((1,), np.int32),
+    }
     state = jax.jit(run.model.init)(run.keys['init'], example)
     return parallel.replicate(state, run.mesh)
 
@@ -88,8 +99,10 @@ def restore_latest(run: Run, workdir: Path) -> tuple[TrainState, int]:
     finally:
         manager.close()
     if restored is None:
-        raise FileNotFoundError(f'no checkpoint in {workdir / "checkpoints"}: train first '
-                                '(--mode train) with this --workdir')
+        raise FileNotFoundError(
+            f'no checkpoint in {workdir / "checkpoints"}: train first '
+            '(--mode train) with this --workdir'
+        )
     state, step = restored
     return parallel.replicate(state, run.mesh), step
 
@@ -99,33 +112,54 @@ def evaluate_state(run: Run, state: TrainState) -> dict[str, float]:
     config = run.config
     step_fn = parallel.eval_step(run.model.eval_step, run.mesh)
     batches = data.make_eval_iterator(
-        config.dataset, batch_size=config.train.eval_batch_size,
+        config.dataset,
+        batch_size=config.train.eval_batch_size,
         num_examples=config.train.eval_examples or None,
-        process_index=jax.process_index(), process_count=jax.process_count())
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
     totals: dict[str, jax.Array] = {}
     for index, batch in enumerate(batches):
-        sums = step_fn(state, parallel.shard_batch(batch, run.mesh),
-                       jax.random.fold_in(run.keys['eval'], index))
+        sums = step_fn(
+            state,
+            parallel.shard_batch(batch, run.mesh),
+            jax.random.fold_in(run.keys['eval'], index),
+        )
         totals = sums if not totals else jax.tree.map(jnp.add, totals, sums)
     totals = jax.device_get(totals)
     count = totals.pop('count')
     return {name: float(value / count) for name, value in totals.items()}
 
 
-def save_samples(run: Run, state: TrainState, workdir: Path, tag: str,
-                 writer: logs.MetricWriter | None = None, step: int = 0) -> list[Path]:
+def save_samples(
+    run: Run,
+    state: TrainState,
+    workdir: Path,
+    tag: str,
+    writer: logs.MetricWriter | None = None,
+    step: int = 0,
+) -> list[Path]:
     """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions)."""
     config, model = run.config, run.model
-    grids = {'samples': np.asarray(jax.jit(model.generate, static_argnums=2)(
-        state, run.keys['sample'], config.train.num_samples))}
+    grids = {
+        'samples': np.asarray(
+            jax.jit(model.generate, static_argnums=2)(
+                state, run.keys['sample'], config.train.num_samples
+            )
+        )
+    }
     if model.reconstruct is not None:
-        originals = next(iter(data.make_eval_iterator(
-            config.dataset, batch_size=max(config.train.num_samples // 2, 1))))['image']
+        originals = next(
+            iter(
+                data.make_eval_iterator(
+                    config.dataset, batch_size=max(config.train.num_samples // 2, 1)
+                )
+            )
+        )['image']
         recon = np.asarray(jax.jit(model.reconstruct)(state, originals, run.keys['sample']))
         low, high = model.image_range
         scaled = originals.astype(np.float32) / 255.0 * (high - low) + low
-        grids['reconstructions'] = np.stack([scaled, recon], axis=1).reshape(
-            -1, *recon.shape[1:])
+        grids['reconstructions'] = np.stack([scaled, recon], axis=1).reshape(-1, *recon.shape[1:])
     paths = []
     for name, grid_images in grids.items():
         # Reconstructions come in (original, reconstruction) pairs side by side.
@@ -140,18 +174,28 @@ def save_samples(run: Run, state: TrainState, workdir: Path, tag: str,
 def protocol(run: Run) -> dict[str, Any]:
     """How the eval numbers were computed: what a results table must state."""
     config = run.config
-    return {'dataset': config.dataset.name, 'split': config.dataset.eval_split,
-            'num_examples': config.train.eval_examples or run.info.num_eval,
-            'seed': config.seed,
-            'binarization': 'dynamic (fixed eval key)' if config.dataset.binarize else 'none',
-            'metric_units': 'nats per image' if config.model.name == 'vae' else 'per example'}
+    return {
+        'dataset': config.dataset.name,
+        'split': config.dataset.eval_split,
+        'num_examples': config.train.eval_examples or run.info.num_eval,
+        'seed': config.seed,
+        'binarization': 'dynamic (fixed eval key)' if config.dataset.binarize else 'none',
+        'metric_units': 'nats per image' if config.model.name == 'vae' else 'per example',
+    }
 
 
-def write_results(run: Run, workdir: Path, step: int, metrics: dict[str, float],
-                  **extra: Any) -> dict[str, Any]:
+def write_results(
+    run: Run, workdir: Path, step: int, metrics: dict[str, float], **extra: Any
+) -> dict[str, Any]:
     """`results.json`: final metrics with their protocol (process 0 only)."""
-    results = {'step': step, 'metrics': metrics, 'protocol': protocol(run),
-               'model': run.config.model.name, 'time': time.time(), **extra}
+    results = {
+        'step': step,
+        'metrics': metrics,
+        'protocol': protocol(run),
+        'model': run.config.model.name,
+        'time': time.time(),
+        **extra,
+    }
     if jax.process_index() == 0:
         logs.write_json(workdir / 'results.json', results)
     return results

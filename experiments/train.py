@@ -34,8 +34,10 @@ class TrainingInterrupted(RuntimeError):
 
     def __init__(self, step: int, signum: int):
         self.step, self.signum = step, signum
-        super().__init__(f'interrupted by signal {signum} at step {step}; checkpoint saved. '
-                         'Run the same command again to resume.')
+        super().__init__(
+            f'interrupted by signal {signum} at step {step}; checkpoint saved. '
+            'Run the same command again to resume.'
+        )
 
 
 @contextlib.contextmanager
@@ -68,8 +70,11 @@ def _is_due(step: int, every: int, last: int) -> bool:
 
 
 def _all_finite(tree: Any) -> bool:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    leaves = [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(x.dtype, jnp.inexact)
+    ]
     return bool(jnp.all(jnp.stack(leaves))) if leaves else True
 
 
@@ -102,15 +107,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     num_steps = train_config.num_steps
     step_fn = parallel.train_step(run.model.train_step, run.mesh)
     batches = data.make_train_iterator(
-        config.dataset, batch_size=train_config.batch_size, seed=config.seed,
-        start_step=start_step, process_index=jax.process_index(),
-        process_count=jax.process_count())
-    timing = {'compile_s': None, 'wait_s': 0.0, 'window_start': time.perf_counter(),
-              'window_steps': 0}
+        config.dataset,
+        batch_size=train_config.batch_size,
+        seed=config.seed,
+        start_step=start_step,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
+    timing = {
+        'compile_s': None,
+        'wait_s': 0.0,
+        'window_start': time.perf_counter(),
+        'window_steps': 0,
+    }
     window: list[dict[str, jax.Array]] = []
     last_train: dict[str, float] = {}
-    progress = tqdm.tqdm(total=num_steps, initial=start_step, unit='step', dynamic_ncols=True,
-                         disable=not (train_config.progress_bar and is_lead))
+    progress = tqdm.tqdm(
+        total=num_steps,
+        initial=start_step,
+        unit='step',
+        dynamic_ncols=True,
+        disable=not (train_config.progress_bar and is_lead),
+    )
     try:
         with _stop_requests() as stop:
             for step in range(start_step + 1, num_steps + 1):
@@ -130,13 +148,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 progress.update(1)
 
                 if _is_due(step, train_config.log_every, num_steps):
-                    last_train = _log_train(step, window, timing, writer, progress,
-                                            train_config.batch_size, manager)
+                    last_train = _log_train(
+                        step, window, timing, writer, progress, train_config.batch_size, manager
+                    )
                     window = []
                 with _excluded_from_rate(timing):
                     if _is_due(step, train_config.eval_every, num_steps):
-                        writer.write_scalars(step, runtime.evaluate_state(run, state),
-                                             prefix='eval')
+                        writer.write_scalars(
+                            step, runtime.evaluate_state(run, state), prefix='eval'
+                        )
                     if _is_due(step, train_config.sample_every, num_steps) and is_lead:
                         runtime.save_samples(run, state, workdir, f'{step:07d}', writer, step)
                     if _is_due(step, train_config.checkpoint_every, num_steps) or stop:
@@ -150,9 +170,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     eval_metrics = runtime.evaluate_state(run, state)
     return runtime.write_results(
-        run, workdir, num_steps, {f'eval/{k}': v for k, v in eval_metrics.items()},
+        run,
+        workdir,
+        num_steps,
+        {f'eval/{k}': v for k, v in eval_metrics.items()},
         train={f'train/{k}': v for k, v in last_train.items()},
-        compile_seconds=timing['compile_s'])
+        compile_seconds=timing['compile_s'],
+    )
 
 
 def _log_train(step, window, timing, writer, progress, batch_size, manager) -> dict[str, float]:
@@ -162,21 +186,29 @@ def _log_train(step, window, timing, writer, progress, batch_size, manager) -> d
     if bad:
         raise NonFiniteError(
             f'non-finite {", ".join(bad)} at step {step}; stopping. The last good checkpoint '
-            f'(step {manager.latest_step()}) is kept.')
+            f'(step {manager.latest_step()}) is kept.'
+        )
     elapsed = time.perf_counter() - timing['window_start']
     if timing['window_steps']:
         means['steps_per_second'] = timing['window_steps'] / elapsed
         means['images_per_second'] = means['steps_per_second'] * batch_size
         means['input_wait_fraction'] = timing['wait_s'] / elapsed
     writer.write_scalars(step, means, prefix='train')
-    progress.set_postfix({k: f'{v:.3g}' for k, v in means.items()
-                          if k in ('loss', 'd_loss', 'g_loss', 'elbo', 'images_per_second')})
+    progress.set_postfix(
+        {
+            k: f'{v:.3g}'
+            for k, v in means.items()
+            if k in ('loss', 'd_loss', 'g_loss', 'elbo', 'images_per_second')
+        }
+    )
     timing.update(window_start=time.perf_counter(), window_steps=0, wait_s=0.0)
     return means
 
 
 def _save_checkpoint(manager, step: int, state) -> None:
     if not _all_finite(state.params):
-        raise NonFiniteError(f'non-finite parameters at step {step}; not saving. The last '
-                             f'good checkpoint (step {manager.latest_step()}) is kept.')
+        raise NonFiniteError(
+            f'non-finite parameters at step {step}; not saving. The last '
+            f'good checkpoint (step {manager.latest_step()}) is kept.'
+        )
     manager.save(step, state)

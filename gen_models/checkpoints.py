@@ -34,7 +34,8 @@ class Checkpointer:
         )
         # TensorStore needs an absolute path.
         self._manager = ocp.CheckpointManager(
-            path if path.is_absolute() else path.absolute(), options=options)
+            path if path.is_absolute() else path.absolute(), options=options
+        )
 
     @property
     def directory(self) -> epath.Path:
@@ -48,8 +49,12 @@ class Checkpointer:
         Orbax would otherwise skip saving any step not newer than all existing ones.
         """
         for stale in sorted(s for s in self._manager.all_steps() if s >= step):
-            logging.warning('Deleting the checkpoint of step %d in %s: superseded by step %d.',
-                            stale, self.directory, step)
+            logging.warning(
+                'Deleting the checkpoint of step %d in %s: superseded by step %d.',
+                stale,
+                self.directory,
+                step,
+            )
             self._manager.delete(stale)
         # force=True: the caller decides when to save; Orbax's interval policy does not apply.
         self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
@@ -86,9 +91,13 @@ class Checkpointer:
             try:
                 return self._restore(target, candidate), candidate
             except Exception as error:  # pylint: disable=broad-except  # Try an older one.
-                logging.warning('Cannot restore the checkpoint of step %d in %s (%s: %s); '
-                                'trying an older one.', candidate, self.directory,
-                                type(error).__name__, error)
+                logging.warning(
+                    'Cannot restore the checkpoint of step %d in %s (%s: %s); trying an older one.',
+                    candidate,
+                    self.directory,
+                    type(error).__name__,
+                    error,
+                )
                 first_error = first_error or error
         if first_error is not None:
             raise first_error

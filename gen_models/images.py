@@ -22,8 +22,13 @@ def to_uint8(images: np.ndarray, value_range: tuple[float, float]) -> np.ndarray
     return np.rint(np.clip(np.nan_to_num(scaled), 0.0, 255.0)).astype(np.uint8)
 
 
-def make_grid(images: np.ndarray, *, ncol: int | None = None, padding: int = 2,
-              value_range: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+def make_grid(
+    images: np.ndarray,
+    *,
+    ncol: int | None = None,
+    padding: int = 2,
+    value_range: tuple[float, float] = (-1.0, 1.0),
+) -> np.ndarray:
     """Tiles (N, H, W, C) float images, C in {1, 3}, into one uint8 (H', W', C) image.
 
     Images fill rows of `ncol` (default ceil(sqrt(N))) left to right; `padding` black pixels
@@ -35,12 +40,14 @@ def make_grid(images: np.ndarray, *, ncol: int | None = None, padding: int = 2,
     num, height, width, channels = images.shape
     ncol = ncol or math.ceil(math.sqrt(num))
     nrow = math.ceil(num / ncol)
-    grid = np.zeros((nrow * (height + padding) + padding, ncol * (width + padding) + padding,
-                     channels), np.uint8)
+    grid = np.zeros(
+        (nrow * (height + padding) + padding, ncol * (width + padding) + padding, channels),
+        np.uint8,
+    )
     for index, image in enumerate(to_uint8(images, value_range)):
         top = padding + (index // ncol) * (height + padding)
         left = padding + (index % ncol) * (width + padding)
-        grid[top:top + height, left:left + width] = image
+        grid[top : top + height, left : left + width] = image
     return grid
 
 

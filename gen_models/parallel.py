@@ -28,8 +28,10 @@ def make_mesh(devices: list | None = None) -> Mesh:
 def shard_batch(batch: Mapping[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """This process's slice of a global batch -> global arrays split over `DATA_AXIS`."""
     sharding = NamedSharding(mesh, SPLIT)
-    return {name: jax.make_array_from_process_local_data(sharding, np.asarray(value))
-            for name, value in batch.items()}
+    return {
+        name: jax.make_array_from_process_local_data(sharding, np.asarray(value))
+        for name, value in batch.items()
+    }
 
 
 def replicate(tree, mesh: Mesh):
@@ -43,8 +45,12 @@ def train_step(step_fn: Callable, mesh: Mesh) -> Callable:
     The step's key is `fold_in(base_rng, state.step)`, so a resumed run draws the
     same randomness as an uninterrupted one. The input state's buffers are donated.
     """
-    mapped = jax.shard_map(step_fn, mesh=mesh, in_specs=(REPLICATED, SPLIT, REPLICATED),
-                           out_specs=(REPLICATED, REPLICATED))
+    mapped = jax.shard_map(
+        step_fn,
+        mesh=mesh,
+        in_specs=(REPLICATED, SPLIT, REPLICATED),
+        out_specs=(REPLICATED, REPLICATED),
+    )
 
     def step(state, batch, base_rng):
         return mapped(state, batch, jax.random.fold_in(base_rng, state.step))
@@ -54,6 +60,8 @@ def train_step(step_fn: Callable, mesh: Mesh) -> Callable:
 
 def eval_step(step_fn: Callable, mesh: Mesh) -> Callable:
     """jit(shard_map(step_fn)) for steps returning metrics already psum'd over devices."""
-    return jax.jit(jax.shard_map(step_fn, mesh=mesh,
-                                 in_specs=(REPLICATED, SPLIT, REPLICATED),
-                                 out_specs=REPLICATED))
+    return jax.jit(
+        jax.shard_map(
+            step_fn, mesh=mesh, in_specs=(REPLICATED, SPLIT, REPLICATED), out_specs=REPLICATED
+        )
+    )

@@ -33,6 +33,7 @@ def _quiet_tfds():
 def compilation_cache(tmp_path_factory) -> pathlib.Path:
     """One persistent compilation cache per session: repeated test runs skip compiles."""
     from experiments import runtime
+
     path = tmp_path_factory.mktemp('jax_cache')
     os.environ[runtime.COMPILATION_CACHE_ENV] = str(path)
     return runtime.enable_compilation_cache(str(path))

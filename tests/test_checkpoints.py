@@ -34,6 +34,7 @@ pytestmark = [
 @flax.struct.dataclass
 class State:
     """Shaped like the project's TrainState: one optimizer per player."""
+
     step: jax.Array
     params: dict[str, Any]
     opt_state: dict[str, Any]
@@ -43,12 +44,16 @@ def make_state(seed: int, step: int = 0) -> State:
     """A state whose optimizer moments are non-zero and whose params hold edge-case floats."""
     keys = jax.random.split(jax.random.key(seed), 3)
     params = {
-        'generator': {'w': jax.random.normal(keys[0], (4, 3)),
-                      'b': jnp.array([-0.0, jnp.nan, jnp.inf, 1e-45], jnp.float32)},
+        'generator': {
+            'w': jax.random.normal(keys[0], (4, 3)),
+            'b': jnp.array([-0.0, jnp.nan, jnp.inf, 1e-45], jnp.float32),
+        },
         'discriminator': {'w': jax.random.normal(keys[1], (3, 2)).astype(jnp.bfloat16)},
     }
-    optimizers = {'generator': optax.adam(1e-3),
-                  'discriminator': optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3))}
+    optimizers = {
+        'generator': optax.adam(1e-3),
+        'discriminator': optax.chain(optax.clip_by_global_norm(1.0), optax.adam(1e-3)),
+    }
     opt_state = {}
     for name, tx in optimizers.items():
         grads = jax.tree.map(lambda p: jax.random.normal(keys[2], p.shape, p.dtype), params[name])
@@ -130,8 +135,9 @@ def _garbage_metadata(step_dir: Path) -> None:
     (step_dir / 'default' / '_METADATA').write_text('{"tree_metadata": {')
 
 
-@pytest.mark.parametrize('corrupt', [_delete_data, _truncate_data, _garbage_manifest,
-                                     _garbage_metadata])
+@pytest.mark.parametrize(
+    'corrupt', [_delete_data, _truncate_data, _garbage_manifest, _garbage_metadata]
+)
 def test_corrupt_newest_falls_back_to_previous(tmp_path, caplog, corrupt):
     save_steps(tmp_path, [1, 2, 3])
     corrupt(tmp_path / '3')
@@ -203,8 +209,9 @@ def test_save_killed_mid_write_leaves_no_checkpoint(tmp_path):
         print('save of step 2 completed', flush=True)
     """)
     env = {**os.environ, 'PYTHONPATH': str(REPO_ROOT), 'JAX_PLATFORMS': 'cpu'}
-    child = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True,
-                           text=True, timeout=120)
+    child = subprocess.run(
+        [sys.executable, '-c', script], env=env, capture_output=True, text=True, timeout=120
+    )
     assert child.returncode == -signal.SIGKILL, child.stderr[-2000:]
     assert 'completed' not in child.stdout
     assert (tmp_path / '2.orbax-checkpoint-tmp').exists()  # Killed mid-write indeed.

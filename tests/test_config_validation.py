@@ -29,22 +29,25 @@ def _with(key: str, value):
     return config
 
 
-@pytest.mark.parametrize('key,value,allowed', [
-    ('model.name', 'gann', "one of 'gan' | 'vae'"),
-    ('model.gan_loss', 'wgan', "'minimax' | 'non_saturating'"),
-    ('model.likelihood', 'poisson', "'bernoulli' | 'gaussian'"),
-    ('optim.name', 'lbfgs', "'adam'"),
-    ('lr', 0.0, '> 0'),
-    ('lr', -1e-3, '> 0'),
-    ('train.num_steps', 0, '>= 1'),
-    ('train.batch_size', -4, '>= 1'),
-    ('model.d_dropout', 1.0, 'in [0, 1)'),
-    ('model.hidden', (), 'non-empty tuple'),
-    ('dataset.image_size', 4, '0 (keep) or >= 8'),
-    ('train.num_steps', 2.5, 'type int'),
-    ('lr', 'fast', 'type float'),
-    ('train.progress_bar', 1, 'type bool'),
-])
+@pytest.mark.parametrize(
+    'key,value,allowed',
+    [
+        ('model.name', 'gann', "one of 'gan' | 'vae'"),
+        ('model.gan_loss', 'wgan', "'minimax' | 'non_saturating'"),
+        ('model.likelihood', 'poisson', "'bernoulli' | 'gaussian'"),
+        ('optim.name', 'lbfgs', "'adam'"),
+        ('lr', 0.0, '> 0'),
+        ('lr', -1e-3, '> 0'),
+        ('train.num_steps', 0, '>= 1'),
+        ('train.batch_size', -4, '>= 1'),
+        ('model.d_dropout', 1.0, 'in [0, 1)'),
+        ('model.hidden', (), 'non-empty tuple'),
+        ('dataset.image_size', 4, '0 (keep) or >= 8'),
+        ('train.num_steps', 2.5, 'type int'),
+        ('lr', 'fast', 'type float'),
+        ('train.progress_bar', 1, 'type bool'),
+    ],
+)
 def test_bad_values_name_key_value_and_allowed(key, value, allowed):
     with pytest.raises(ConfigError) as error:
         validate_config(_with(key, value))
@@ -93,17 +96,21 @@ def test_unknown_config_variant():
 
 
 def _launch(*args):
-    return subprocess.run([sys.executable, 'launch.py', *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, 'launch.py', *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
-@pytest.mark.parametrize('args,expected', [
-    (['--config.model.name=gann'], "config.model.name='gann' is not allowed"),
-    (['--config.train.num_stepz=3'], 'unknown config key'),
-    (['--config.train.num_steps=abc'], 'num_steps=abc'),
-    (['--config.lr=-1'], 'config.lr=-1.0 is not allowed: > 0'),
-    (['--mode=fly'], '--mode'),
-])
+@pytest.mark.parametrize(
+    'args,expected',
+    [
+        (['--config.model.name=gann'], "config.model.name='gann' is not allowed"),
+        (['--config.train.num_stepz=3'], 'unknown config key'),
+        (['--config.train.num_steps=abc'], 'num_steps=abc'),
+        (['--config.lr=-1'], 'config.lr=-1.0 is not allowed: > 0'),
+        (['--mode=fly'], '--mode'),
+    ],
+)
 def test_launch_reports_one_line_and_exit_2(args, expected, tmp_path):
     result = _launch('--config', 'configs/quickstart.py', '--workdir', str(tmp_path), *args)
     assert result.returncode == 2, result.stderr
@@ -113,10 +120,13 @@ def test_launch_reports_one_line_and_exit_2(args, expected, tmp_path):
     assert not (tmp_path / 'checkpoints').exists()
 
 
-@pytest.mark.parametrize('config_arg,expected', [
-    ('configs/missing.py', 'missing.py'),
-    ('configs/dcgan_mnist.py:huge', "variant 'huge' is unknown"),
-])
+@pytest.mark.parametrize(
+    'config_arg,expected',
+    [
+        ('configs/missing.py', 'missing.py'),
+        ('configs/dcgan_mnist.py:huge', "variant 'huge' is unknown"),
+    ],
+)
 def test_launch_bad_config_file(config_arg, expected, tmp_path):
     result = _launch('--config', config_arg, '--workdir', str(tmp_path))
     assert result.returncode == 2

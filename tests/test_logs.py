@@ -28,12 +28,13 @@ def read_events(workdir: Path) -> list[event_pb2.Event]:
     for path in sorted(workdir.glob('events.out.tfevents.*')):
         data, offset = path.read_bytes(), 0
         while offset < len(data):  # TFRecord: length, crc(length), payload, crc(payload).
-            header = data[offset:offset + 8]
+            header = data[offset : offset + 8]
             (length,) = struct.unpack('<Q', header)
-            assert struct.unpack('<I', data[offset + 8:offset + 12])[0] == masked_crc32c(header)
-            payload = data[offset + 12:offset + 12 + length]
-            assert struct.unpack('<I', data[offset + 12 + length:offset + 16 + length])[0] == (
-                masked_crc32c(payload))
+            assert struct.unpack('<I', data[offset + 8 : offset + 12])[0] == masked_crc32c(header)
+            payload = data[offset + 12 : offset + 12 + length]
+            assert struct.unpack('<I', data[offset + 12 + length : offset + 16 + length])[0] == (
+                masked_crc32c(payload)
+            )
             events.append(event_pb2.Event.FromString(payload))
             offset += 16 + length
     return events
@@ -44,8 +45,10 @@ def tensorboard_scalars(workdir: Path) -> dict[str, list[tuple[int, float]]]:
     scalars: dict[str, list[tuple[int, float]]] = {}
     for event in read_events(workdir):
         if event.session_log.status == event_pb2.SessionLog.START:
-            scalars = {tag: [(s, v) for s, v in points if s < event.step]
-                       for tag, points in scalars.items()}
+            scalars = {
+                tag: [(s, v) for s, v in points if s < event.step]
+                for tag, points in scalars.items()
+            }
         for value in event.summary.value:
             if value.HasField('simple_value'):
                 scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
@@ -55,10 +58,12 @@ def tensorboard_scalars(workdir: Path) -> dict[str, list[tuple[int, float]]]:
 def test_metrics_jsonl_records(tmp_path):
     before = time.time()
     with MetricWriter(tmp_path) as writer:
-        writer.write_scalars(1, {'loss': np.float32(0.5), 'accuracy': jnp.array(0.25)},
-                             prefix='train')
-        writer.write_scalars(2, {'fid': math.nan, 'up': math.inf, 'down': -math.inf, 'n': 3},
-                             prefix='eval')
+        writer.write_scalars(
+            1, {'loss': np.float32(0.5), 'accuracy': jnp.array(0.25)}, prefix='train'
+        )
+        writer.write_scalars(
+            2, {'fid': math.nan, 'up': math.inf, 'down': -math.inf, 'n': 3}, prefix='eval'
+        )
         writer.write_scalars(3, {'lr': 1e-3})
     lines = (tmp_path / 'metrics.jsonl').read_text().splitlines()
     # Strict JSON: no NaN/Infinity tokens.
@@ -66,7 +71,8 @@ def test_metrics_jsonl_records(tmp_path):
     assert [sorted(record) for record in raw] == [
         ['step', 'time', 'train/accuracy', 'train/loss'],
         ['eval/down', 'eval/fid', 'eval/n', 'eval/up', 'step', 'time'],
-        ['lr', 'step', 'time']]
+        ['lr', 'step', 'time'],
+    ]
     assert raw[0]['train/loss'] == 0.5 and raw[0]['train/accuracy'] == 0.25
     assert (raw[1]['eval/fid'], raw[1]['eval/up'], raw[1]['eval/down']) == ('nan', 'inf', '-inf')
     assert raw[1]['eval/n'] == 3.0 and isinstance(raw[1]['eval/n'], float)
@@ -94,9 +100,12 @@ def test_tensorboard_scalars_and_images(tmp_path):
     assert scalars['train/loss'] == [(5, 1.5)]
     assert math.isnan(scalars['train/bad'][0][1])
 
-    images = {value.tag: (event.step, value.image)
-              for event in read_events(tmp_path) for value in event.summary.value
-              if value.HasField('image')}
+    images = {
+        value.tag: (event.step, value.image)
+        for event in read_events(tmp_path)
+        for value in event.summary.value
+        if value.HasField('image')
+    }
     for name, expected in [('samples', image), ('gray', np.repeat(gray, 3, axis=-1))]:
         step, summary = images[name]
         assert step == 5 and (summary.height, summary.width) == (6, 10)
@@ -120,12 +129,14 @@ def test_resume_rewinds_metrics_and_tensorboard(tmp_path):
     records = read_metrics(tmp_path)
     assert [r['step'] for r in records] == list(range(10, 210, 10))
     assert [r['train/loss'] for r in records] == (
-        [float(s) for s in range(10, 110, 10)] + [-float(s) for s in range(110, 210, 10)])
+        [float(s) for s in range(10, 110, 10)] + [-float(s) for s in range(110, 210, 10)]
+    )
     assert not list(tmp_path.glob('.metrics.jsonl*'))  # No temporary left.
 
     assert len(list(tmp_path.glob('events.out.tfevents.*'))) == 2
     assert tensorboard_scalars(tmp_path)['train/loss'] == [
-        (r['step'], r['train/loss']) for r in records]
+        (r['step'], r['train/loss']) for r in records
+    ]
 
 
 def test_append_without_resume_keeps_records(tmp_path):
@@ -147,14 +158,21 @@ def test_disabled_writer_writes_nothing(tmp_path):
 
 
 def test_write_json_round_trip(tmp_path):
-    obj = {'model': {'name': 'gan', 'sizes': (64, 128)}, 'fid': np.float32(12.5),
-           'counts': np.arange(3), 'step': jnp.int32(7)}
+    obj = {
+        'model': {'name': 'gan', 'sizes': (64, 128)},
+        'fid': np.float32(12.5),
+        'counts': np.arange(3),
+        'step': jnp.int32(7),
+    }
     path = tmp_path / 'results.json'
     path.write_text('old')
     write_json(path, obj)
     assert json.loads(path.read_text()) == {
-        'model': {'name': 'gan', 'sizes': [64, 128]}, 'fid': 12.5, 'counts': [0, 1, 2],
-        'step': 7}
+        'model': {'name': 'gan', 'sizes': [64, 128]},
+        'fid': 12.5,
+        'counts': [0, 1, 2],
+        'step': 7,
+    }
     assert [p.name for p in tmp_path.iterdir()] == ['results.json']
     with pytest.raises(TypeError):
         write_json(tmp_path / 'bad.json', {'x': object()})
@@ -162,17 +180,37 @@ def test_write_json_round_trip(tmp_path):
 
 def test_environment_is_complete_and_serialisable(tmp_path):
     environment = collect_environment()
-    assert {'python', 'platform', 'hostname', 'packages', 'jax_backend', 'device_count',
-            'local_device_count', 'device_kinds', 'process_index', 'process_count', 'git',
-            'argv', 'timestamp_utc'} <= environment.keys()
+    assert {
+        'python',
+        'platform',
+        'hostname',
+        'packages',
+        'jax_backend',
+        'device_count',
+        'local_device_count',
+        'device_kinds',
+        'process_index',
+        'process_count',
+        'git',
+        'argv',
+        'timestamp_utc',
+    } <= environment.keys()
     assert environment['packages']['jax'] and environment['packages']['orbax-checkpoint']
-    assert set(environment['packages']) >= {'jaxlib', 'flax', 'optax', 'grain', 'numpy',
-                                            'tensorflow-datasets', 'ml-collections'}
+    assert set(environment['packages']) >= {
+        'jaxlib',
+        'flax',
+        'optax',
+        'grain',
+        'numpy',
+        'tensorflow-datasets',
+        'ml-collections',
+    }
     assert environment['device_count'] >= 1 and environment['process_count'] >= 1
     assert environment['argv'] == sys.argv
     git = environment['git']  # None when the code is not run from a git checkout.
-    assert git is None or (re.fullmatch('[0-9a-f]{40}', git['commit'])
-                           and isinstance(git['dirty'], bool))
+    assert git is None or (
+        re.fullmatch('[0-9a-f]{40}', git['commit']) and isinstance(git['dirty'], bool)
+    )
     write_json(tmp_path / 'environment.json', environment)
     assert json.loads((tmp_path / 'environment.json').read_text()) == environment
 

@@ -26,10 +26,12 @@ def test_discriminator_loss_is_negative_minmax_value(logits):
 
 def test_generator_losses(logits):
     fake = logits[1]
-    np.testing.assert_allclose(losses.generator_loss(fake, 'minimax'),
-                               np.log(1 - _sigmoid(fake)), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(losses.generator_loss(fake, 'non_saturating'),
-                               -np.log(_sigmoid(fake)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        losses.generator_loss(fake, 'minimax'), np.log(1 - _sigmoid(fake)), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        losses.generator_loss(fake, 'non_saturating'), -np.log(_sigmoid(fake)), rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(ValueError, match='minimax'):
         losses.generator_loss(fake, 'hinge')
 
@@ -37,8 +39,9 @@ def test_generator_losses(logits):
 def test_generator_losses_share_the_fixed_point_gradient_sign(logits):
     # Both objectives push D(G(z)) up: their gradients w.r.t. the logit are negative.
     for kind in losses.GENERATOR_LOSSES:
-        grads = jax.grad(lambda l, kind=kind: jnp.sum(losses.generator_loss(l, kind)))(
-            jnp.asarray(logits[1]))
+        grads = jax.grad(lambda logit, kind=kind: jnp.sum(losses.generator_loss(logit, kind)))(
+            jnp.asarray(logits[1])
+        )
         assert np.all(np.asarray(grads) < 0)
 
 
@@ -59,7 +62,9 @@ def test_gaussian_log_likelihood_matches_density():
     density = np.exp(-0.5 * ((x - mean) / std) ** 2) / (std * np.sqrt(2 * np.pi))
     np.testing.assert_allclose(
         losses.gaussian_log_likelihood(mean, np.log(np.float32(std)), x),
-        np.log(density).sum(-1), rtol=1e-5)
+        np.log(density).sum(-1),
+        rtol=1e-5,
+    )
 
 
 def test_kl_matches_monte_carlo_estimate():
@@ -68,7 +73,7 @@ def test_kl_matches_monte_carlo_estimate():
     std = np.exp(0.5 * log_var)
     z = mean + std * np.random.default_rng(3).normal(size=(400_000, 3))
     log_q = (-0.5 * ((z - mean) / std) ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(-1)
-    log_p = (-0.5 * z ** 2 - 0.5 * np.log(2 * np.pi)).sum(-1)
+    log_p = (-0.5 * z**2 - 0.5 * np.log(2 * np.pi)).sum(-1)
     monte_carlo = np.mean(log_q - log_p)
     analytic = float(losses.kl_to_standard_normal(mean, log_var)[0])
     assert analytic == pytest.approx(monte_carlo, abs=0.01)

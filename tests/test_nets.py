@@ -9,8 +9,9 @@ from gen_models import nets
 SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 1), (64, 64, 3), (28, 20, 1)]
 
 
-@pytest.mark.parametrize('shape,stages', [((28, 28, 1), 2), ((32, 32, 3), 3),
-                                          ((64, 64, 3), 4), ((28, 20, 1), 2)])
+@pytest.mark.parametrize(
+    'shape,stages', [((28, 28, 1), 2), ((32, 32, 3), 3), ((64, 64, 3), 4), ((28, 20, 1), 2)]
+)
 def test_num_stages(shape, stages):
     assert nets.num_stages(shape) == stages
 
@@ -46,8 +47,9 @@ def test_dropout_only_in_training():
     net = nets.DownConvStack(outputs=1, width=8, dropout_rate=0.5)
     x = jax.random.normal(jax.random.key(0), (2, 28, 28, 1))
     variables = net.init(jax.random.key(0), x, train=False)
-    assert jnp.array_equal(net.apply(variables, x, train=False),
-                           net.apply(variables, x, train=False))
+    assert jnp.array_equal(
+        net.apply(variables, x, train=False), net.apply(variables, x, train=False)
+    )
     train_a = net.apply(variables, x, train=True, rngs={'dropout': jax.random.key(1)})
     train_b = net.apply(variables, x, train=True, rngs={'dropout': jax.random.key(2)})
     assert not jnp.array_equal(train_a, train_b)

@@ -15,12 +15,15 @@ import pytest
 
 from experiments import evaluate, logs, runtime, sample, train
 from gen_models.checkpoints import Checkpointer
-
 from tests.conftest import REPO
 
 CONFIGS = ['quickstart', 'dcgan_mnist', 'vae_mnist', 'vae_mlp_mnist']
-TIMING_KEYS = ('time', 'train/steps_per_second', 'train/images_per_second',
-               'train/input_wait_fraction')
+TIMING_KEYS = (
+    'time',
+    'train/steps_per_second',
+    'train/images_per_second',
+    'train/input_wait_fraction',
+)
 
 
 def tiny(config_name: str, data_dir: str, source_dir: str = '', **train_overrides):
@@ -32,18 +35,31 @@ def tiny(config_name: str, data_dir: str, source_dir: str = '', **train_override
     config.model.width = 8
     config.model.latent_dim = 4
     config.model.hidden = (32,)
-    config.train.update(dict(num_steps=4, batch_size=8, log_every=2, eval_every=4,
-                             checkpoint_every=2, sample_every=4, eval_batch_size=8,
-                             eval_examples=16, num_samples=4, progress_bar=False))
+    config.train.update(
+        dict(
+            num_steps=4,
+            batch_size=8,
+            log_every=2,
+            eval_every=4,
+            checkpoint_every=2,
+            sample_every=4,
+            eval_batch_size=8,
+            eval_examples=16,
+            num_samples=4,
+            progress_bar=False,
+        )
+    )
     config.train.update(train_overrides)
     return config
 
 
 def _train_metrics(workdir):
     """Train records without timing (evaluations depend on where a run segment ended)."""
-    return [{k: v for k, v in record.items() if k not in TIMING_KEYS}
-            for record in logs.read_metrics(workdir)
-            if any(k.startswith('train/') for k in record)]
+    return [
+        {k: v for k, v in record.items() if k not in TIMING_KEYS}
+        for record in logs.read_metrics(workdir)
+        if any(k.startswith('train/') for k in record)
+    ]
 
 
 def _train_metrics_or_none(workdir):
@@ -69,8 +85,7 @@ def test_every_config_trains_end_to_end(config_name, data_dir, shared_data, tmp_
     assert results['step'] == 4
     assert all(np.isfinite(v) for v in results['metrics'].values())
     assert json.loads((tmp_path / 'results.json').read_text())['metrics'] == results['metrics']
-    assert json.loads((tmp_path / 'config.json').read_text())['model']['name'] == \
-        config.model.name
+    assert json.loads((tmp_path / 'config.json').read_text())['model']['name'] == config.model.name
     assert 'packages' in json.loads((tmp_path / 'environment.json').read_text())
     records = logs.read_metrics(tmp_path)
     assert [r['step'] for r in records if any(k.startswith('train/') for k in r)] == [2, 4]
@@ -94,8 +109,15 @@ def test_same_seed_same_numbers_other_seed_differs(data_dir, tmp_path):
 
 
 def test_vae_elbo_improves(data_dir, tmp_path):
-    config = tiny('quickstart', data_dir, num_steps=150, log_every=50, eval_every=150,
-                  checkpoint_every=150, sample_every=150)
+    config = tiny(
+        'quickstart',
+        data_dir,
+        num_steps=150,
+        log_every=50,
+        eval_every=150,
+        checkpoint_every=150,
+        sample_every=150,
+    )
     config.model.width = 16
     train.train_and_evaluate(config, tmp_path)
     elbos = [r['train/elbo'] for r in logs.read_metrics(tmp_path) if 'train/elbo' in r]
@@ -116,25 +138,42 @@ def test_resume_equals_uninterrupted_run(data_dir, tmp_path):
     resumed, step_b = _final_params(config, tmp_path / 'resumed')
     assert step_a == step_b == 6
     _assert_trees_equal(straight, resumed)
-    assert (_train_metrics(tmp_path / 'straight')
-            == _train_metrics(tmp_path / 'resumed'))
+    assert _train_metrics(tmp_path / 'straight') == _train_metrics(tmp_path / 'resumed')
 
 
 def _launch(workdir, env, *overrides):
-    return [sys.executable, 'launch.py', '--config', 'configs/quickstart.py',
-            '--workdir', str(workdir), '--config.dataset.shapes_resolution=28',
-            '--config.model.width=8', '--config.train.batch_size=8',
-            '--config.train.eval_examples=16', '--config.train.progress_bar=False',
-            *overrides]
+    return [
+        sys.executable,
+        'launch.py',
+        '--config',
+        'configs/quickstart.py',
+        '--workdir',
+        str(workdir),
+        '--config.dataset.shapes_resolution=28',
+        '--config.model.width=8',
+        '--config.train.batch_size=8',
+        '--config.train.eval_examples=16',
+        '--config.train.progress_bar=False',
+        *overrides,
+    ]
 
 
 def test_sigterm_checkpoints_and_resume_matches(data_dir, subprocess_env, tmp_path):
-    overrides = ['--config.train.num_steps=2000', '--config.train.log_every=5',
-                 '--config.train.checkpoint_every=1000', '--config.train.eval_every=1000',
-                 '--config.train.sample_every=1000']
+    overrides = [
+        '--config.train.num_steps=2000',
+        '--config.train.log_every=5',
+        '--config.train.checkpoint_every=1000',
+        '--config.train.eval_every=1000',
+        '--config.train.sample_every=1000',
+    ]
     killed = tmp_path / 'killed'
-    process = subprocess.Popen(_launch(killed, subprocess_env, *overrides), cwd=REPO,
-                               env=subprocess_env, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        _launch(killed, subprocess_env, *overrides),
+        cwd=REPO,
+        env=subprocess_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not _train_metrics_or_none(killed):
         time.sleep(0.1)
@@ -144,12 +183,23 @@ def test_sigterm_checkpoints_and_resume_matches(data_dir, subprocess_env, tmp_pa
     interrupted_at = Checkpointer(killed / 'checkpoints').latest_step()
     assert interrupted_at is not None and interrupted_at < 2000, stderr
 
-    resumed = subprocess.run(_launch(killed, subprocess_env, *overrides), cwd=REPO,
-                             env=subprocess_env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _launch(killed, subprocess_env, *overrides),
+        cwd=REPO,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stderr
-    straight = subprocess.run(_launch(tmp_path / 'straight', subprocess_env, *overrides),
-                              cwd=REPO, env=subprocess_env, capture_output=True, text=True,
-                              timeout=300)
+    straight = subprocess.run(
+        _launch(tmp_path / 'straight', subprocess_env, *overrides),
+        cwd=REPO,
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert straight.returncode == 0, straight.stderr
 
     config = tiny('quickstart', data_dir)
@@ -157,11 +207,15 @@ def test_sigterm_checkpoints_and_resume_matches(data_dir, subprocess_env, tmp_pa
     a, _ = _final_params(config, killed)
     b, _ = _final_params(config, tmp_path / 'straight')
     _assert_trees_equal(a, b)
-    results = [json.loads((d / 'results.json').read_text()) for d in (killed, tmp_path / 'straight')]
+    results = [
+        json.loads((d / 'results.json').read_text()) for d in (killed, tmp_path / 'straight')
+    ]
     assert results[0]['metrics'] == results[1]['metrics']
     # The first window logged after resuming averages only the steps run since then.
-    after_resume = [[r for r in _train_metrics(d) if r['step'] > interrupted_at + 5]
-                    for d in (killed, tmp_path / 'straight')]
+    after_resume = [
+        [r for r in _train_metrics(d) if r['step'] > interrupted_at + 5]
+        for d in (killed, tmp_path / 'straight')
+    ]
     assert after_resume[0] == after_resume[1] and after_resume[0]
 
 
@@ -187,7 +241,9 @@ def test_eval_and_sample_modes_use_latest_checkpoint(data_dir, tmp_path):
     assert evaluated['step'] == 4
     assert evaluated['metrics'] == trained['metrics']
     paths = sample.sample(config, tmp_path)
-    assert {p.name for p in paths} == {'samples_final_0000004.png',
-                                       'reconstructions_final_0000004.png'}
+    assert {p.name for p in paths} == {
+        'samples_final_0000004.png',
+        'reconstructions_final_0000004.png',
+    }
     with pytest.raises(FileNotFoundError, match='no checkpoint'):
         evaluate.evaluate(config, tmp_path / 'empty')

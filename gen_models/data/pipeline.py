@@ -15,8 +15,8 @@ from typing import Any
 
 import grain
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from gen_models.data import datasets
 from gen_models.data.config import DataSpec

@@ -30,6 +30,7 @@ class TrainState:
     `params`, `batch_stats` and `opt_state` hold one entry per network or player,
     e.g. {'generator': ..., 'discriminator': ...}.
     """
+
     step: jax.Array
     params: dict[str, Any]
     batch_stats: dict[str, Any]
@@ -48,6 +49,7 @@ class ModelDef:
     reconstruct: (state, images, rng) -> images, for models with an encoder, else None.
     transform: (state, images, rng) -> transformed images, for image-transformation models.
     """
+
     init: Callable[..., TrainState]
     train_step: Callable[..., tuple[TrainState, Metrics]]
     eval_step: Callable[..., Metrics]
@@ -91,8 +93,9 @@ def device_key(rng: jax.Array) -> jax.Array:
     return jax.random.fold_in(rng, jax.lax.axis_index(DATA_AXIS))
 
 
-def apply_gradients(tx: optax.GradientTransformation, grads: Any, opt_state: Any,
-                    params: Any) -> tuple[Any, Any]:
+def apply_gradients(
+    tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any
+) -> tuple[Any, Any]:
     """One optimiser update; returns (new params, new optimiser state)."""
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state

@@ -22,33 +22,47 @@ def build(config, info) -> base.ModelDef:
 
     def make_generator(axis_name=None):
         return nets.UpConvStack(
-            image_shape=info.image_shape, width=model_config.width,
-            kernel_size=model_config.kernel_size, use_batch_norm=True,
-            output_activation='tanh', axis_name=axis_name)
+            image_shape=info.image_shape,
+            width=model_config.width,
+            kernel_size=model_config.kernel_size,
+            use_batch_norm=True,
+            output_activation='tanh',
+            axis_name=axis_name,
+        )
 
     generator_init, generator = make_generator(), make_generator(base.DATA_AXIS)
     discriminator = nets.DownConvStack(
-        outputs=1, width=model_config.width, kernel_size=model_config.kernel_size,
-        dropout_rate=model_config.d_dropout)
-    tx = {'generator': optim.make_optimizer(config.optim, config.lr),
-          'discriminator': optim.make_optimizer(
-              config.optim, config.lr * config.optim.d_lr_multiplier)}
+        outputs=1,
+        width=model_config.width,
+        kernel_size=model_config.kernel_size,
+        dropout_rate=model_config.d_dropout,
+    )
+    tx = {
+        'generator': optim.make_optimizer(config.optim, config.lr),
+        'discriminator': optim.make_optimizer(
+            config.optim, config.lr * config.optim.d_lr_multiplier
+        ),
+    }
 
     def init(rng, batch):
         g_rng, d_rng = jax.random.split(rng)
         z = jnp.zeros((1, latent_dim))
         g_vars = generator_init.init(g_rng, z, train=False)
-        d_vars = discriminator.init(d_rng, base.images_to_symmetric(batch['image'][:1]),
-                                    train=False)
+        d_vars = discriminator.init(
+            d_rng, base.images_to_symmetric(batch['image'][:1]), train=False
+        )
         params = {'generator': g_vars['params'], 'discriminator': d_vars['params']}
         return base.TrainState(
-            step=jnp.zeros((), jnp.int32), params=params,
+            step=jnp.zeros((), jnp.int32),
+            params=params,
             batch_stats={'generator': g_vars['batch_stats']},
-            opt_state={name: tx[name].init(params[name]) for name in tx})
+            opt_state={name: tx[name].init(params[name]) for name in tx},
+        )
 
     def discriminate(d_params, images, rng):
-        return discriminator.apply({'params': d_params}, images, train=True,
-                                   rngs={'dropout': rng})[:, 0]
+        return discriminator.apply({'params': d_params}, images, train=True, rngs={'dropout': rng})[
+            :, 0
+        ]
 
     def train_step(state, batch, rng):
         z_rng, d_rng, g_rng = jax.random.split(rng, 3)
@@ -58,25 +72,34 @@ def build(config, info) -> base.ModelDef:
         def forward_generator(g_params):
             fake, updates = generator.apply(
                 {'params': g_params, 'batch_stats': state.batch_stats['generator']},
-                z, train=True, mutable=['batch_stats'])
+                z,
+                train=True,
+                mutable=['batch_stats'],
+            )
             return fake, updates['batch_stats']
 
         fake, generator_vjp, g_batch_stats = jax.vjp(
-            forward_generator, state.params['generator'], has_aux=True)
+            forward_generator, state.params['generator'], has_aux=True
+        )
 
         def d_loss_fn(d_params):
             real_logits = discriminate(d_params, real, base.device_key(d_rng))
-            fake_logits = discriminate(d_params, jax.lax.stop_gradient(fake),
-                                       base.device_key(d_rng))
+            fake_logits = discriminate(
+                d_params, jax.lax.stop_gradient(fake), base.device_key(d_rng)
+            )
             loss = jnp.mean(losses.discriminator_loss(real_logits, fake_logits))
             return loss, (real_logits, fake_logits)
 
-        (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(
-            d_loss_fn, has_aux=True)(state.params['discriminator'])
+        (d_loss, (real_logits, fake_logits)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(
+            state.params['discriminator']
+        )
         d_grads = jax.lax.pmean(d_grads, base.DATA_AXIS)
         d_params, d_opt = base.apply_gradients(
-            tx['discriminator'], d_grads, state.opt_state['discriminator'],
-            state.params['discriminator'])
+            tx['discriminator'],
+            d_grads,
+            state.opt_state['discriminator'],
+            state.params['discriminator'],
+        )
 
         def g_loss_fn(images):
             logits = discriminate(d_params, images, base.device_key(g_rng))
@@ -86,11 +109,12 @@ def build(config, info) -> base.ModelDef:
         (g_grads,) = generator_vjp(fake_grads)
         g_grads = jax.lax.pmean(g_grads, base.DATA_AXIS)
         g_params, g_opt = base.apply_gradients(
-            tx['generator'], g_grads, state.opt_state['generator'],
-            state.params['generator'])
+            tx['generator'], g_grads, state.opt_state['generator'], state.params['generator']
+        )
 
         metrics = {
-            'd_loss': d_loss, 'g_loss': g_loss,
+            'd_loss': d_loss,
+            'g_loss': g_loss,
             'd_real': jnp.mean(jax.nn.sigmoid(real_logits)),
             'd_fake': jnp.mean(jax.nn.sigmoid(fake_logits)),
             'd_accuracy_real': jnp.mean(real_logits > 0),
@@ -100,14 +124,17 @@ def build(config, info) -> base.ModelDef:
             step=state.step + 1,
             params={'generator': g_params, 'discriminator': d_params},
             batch_stats={'generator': g_batch_stats},
-            opt_state={'generator': g_opt, 'discriminator': d_opt})
+            opt_state={'generator': g_opt, 'discriminator': d_opt},
+        )
         return new_state, jax.lax.pmean(metrics, base.DATA_AXIS)
 
     def generate_from(state, keys):
         z = base.standard_normal(keys, latent_dim)
         return generator_init.apply(
-            {'params': state.params['generator'],
-             'batch_stats': state.batch_stats['generator']}, z, train=False)
+            {'params': state.params['generator'], 'batch_stats': state.batch_stats['generator']},
+            z,
+            train=False,
+        )
 
     def eval_step(state, batch, rng):
         real = base.images_to_symmetric(batch['image'])
@@ -127,5 +154,10 @@ def build(config, info) -> base.ModelDef:
         del labels  # Unconditional.
         return generate_from(state, base.index_keys(rng, num))
 
-    return base.ModelDef(init=init, train_step=train_step, eval_step=eval_step,
-                         generate=generate, image_range=(-1.0, 1.0))
+    return base.ModelDef(
+        init=init,
+        train_step=train_step,
+        eval_step=eval_step,
+        generate=generate,
+        image_range=(-1.0, 1.0),
+    )

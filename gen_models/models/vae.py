@@ -19,6 +19,7 @@ from gen_models.models import base
 
 class Decoder(nn.Module):
     """A decoder net plus, for Gaussian likelihoods, the log scale of p(x|z)."""
+
     net: nn.Module
     initial_log_std: float
     learn_log_std: bool
@@ -37,15 +38,30 @@ def make_nets(model_config, image_shape) -> tuple[nn.Module, nn.Module]:
     """Encoder (image -> 2 * latent) and decoder net (latent -> image-shaped output)."""
     latent_dim = model_config.latent_dim
     if model_config.net == 'mlp':
-        return (nets.MLP(hidden=model_config.hidden, output_shape=(2 * latent_dim,),
-                         activation=model_config.activation),
-                nets.MLP(hidden=tuple(reversed(model_config.hidden)),
-                         output_shape=tuple(image_shape), activation=model_config.activation))
-    return (nets.DownConvStack(outputs=2 * latent_dim, width=model_config.width,
-                               kernel_size=model_config.kernel_size),
-            nets.UpConvStack(image_shape=tuple(image_shape), width=model_config.width,
-                             kernel_size=model_config.kernel_size, use_batch_norm=False,
-                             output_activation='none'))
+        return (
+            nets.MLP(
+                hidden=model_config.hidden,
+                output_shape=(2 * latent_dim,),
+                activation=model_config.activation,
+            ),
+            nets.MLP(
+                hidden=tuple(reversed(model_config.hidden)),
+                output_shape=tuple(image_shape),
+                activation=model_config.activation,
+            ),
+        )
+    return (
+        nets.DownConvStack(
+            outputs=2 * latent_dim, width=model_config.width, kernel_size=model_config.kernel_size
+        ),
+        nets.UpConvStack(
+            image_shape=tuple(image_shape),
+            width=model_config.width,
+            kernel_size=model_config.kernel_size,
+            use_batch_norm=False,
+            output_activation='none',
+        ),
+    )
 
 
 def build(config, info) -> base.ModelDef:
@@ -54,18 +70,26 @@ def build(config, info) -> base.ModelDef:
     latent_dim = model_config.latent_dim
     likelihood = model_config.likelihood
     encoder, decoder_net = make_nets(model_config, info.image_shape)
-    decoder = Decoder(net=decoder_net, initial_log_std=float(np.log(model_config.decoder_std)),
-                      learn_log_std=likelihood == 'gaussian' and model_config.learn_decoder_std)
+    decoder = Decoder(
+        net=decoder_net,
+        initial_log_std=float(np.log(model_config.decoder_std)),
+        learn_log_std=likelihood == 'gaussian' and model_config.learn_decoder_std,
+    )
     tx = optim.make_optimizer(config.optim, config.lr)
 
     def init(rng, batch):
         e_rng, d_rng = jax.random.split(rng)
         x = base.images_to_unit(batch['image'][:1])
-        params = {'encoder': encoder.init(e_rng, x, train=False)['params'],
-                  'decoder': decoder.init(d_rng, jnp.zeros((1, latent_dim)),
-                                          train=False)['params']}
-        return base.TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                               batch_stats={}, opt_state={'vae': tx.init(params)})
+        params = {
+            'encoder': encoder.init(e_rng, x, train=False)['params'],
+            'decoder': decoder.init(d_rng, jnp.zeros((1, latent_dim)), train=False)['params'],
+        }
+        return base.TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            batch_stats={},
+            opt_state={'vae': tx.init(params)},
+        )
 
     def observe(batch, keys):
         """Images in [0, 1]; with dynamic binarisation, a Bernoulli draw per pixel."""
@@ -112,12 +136,12 @@ def build(config, info) -> base.ModelDef:
 
         (loss, terms), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
         grads = jax.lax.pmean(grads, base.DATA_AXIS)
-        params, opt_state = base.apply_gradients(tx, grads, state.opt_state['vae'],
-                                                 state.params)
+        params, opt_state = base.apply_gradients(tx, grads, state.opt_state['vae'], state.params)
         metrics = {'loss': loss, **{name: jnp.mean(v) for name, v in terms.items()}}
-        return (state.replace(step=state.step + 1, params=params,
-                              opt_state={'vae': opt_state}),
-                jax.lax.pmean(metrics, base.DATA_AXIS))
+        return (
+            state.replace(step=state.step + 1, params=params, opt_state={'vae': opt_state}),
+            jax.lax.pmean(metrics, base.DATA_AXIS),
+        )
 
     def eval_step(state, batch, rng):
         bin_rng, z_rng = jax.random.split(rng)
@@ -136,5 +160,11 @@ def build(config, info) -> base.ModelDef:
         mean, _ = encode(state.params, base.images_to_unit(images))
         return mean_image(decode(state.params, mean))
 
-    return base.ModelDef(init=init, train_step=train_step, eval_step=eval_step,
-                         generate=generate, reconstruct=reconstruct, image_range=(0.0, 1.0))
+    return base.ModelDef(
+        init=init,
+        train_step=train_step,
+        eval_step=eval_step,
+        generate=generate,
+        reconstruct=reconstruct,
+        image_range=(0.0, 1.0),
+    )

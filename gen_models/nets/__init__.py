@@ -3,5 +3,4 @@
 from gen_models.nets.conv import DownConvStack, UpConvStack, check_image_shape, num_stages
 from gen_models.nets.mlp import ACTIVATIONS, MLP
 
-__all__ = ['ACTIVATIONS', 'DownConvStack', 'MLP', 'UpConvStack', 'check_image_shape',
-           'num_stages']
+__all__ = ['ACTIVATIONS', 'DownConvStack', 'MLP', 'UpConvStack', 'check_image_shape', 'num_stages']

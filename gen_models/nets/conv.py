@@ -24,8 +24,7 @@ def num_stages(image_shape: Sequence[int]) -> int:
     """
     height, width = image_shape[0], image_shape[1]
     stages = 0
-    while (height % 2 == 0 and width % 2 == 0
-                  and min(height, width) // 2 >= MIN_BASE_SIDE):
+    while height % 2 == 0 and width % 2 == 0 and min(height, width) // 2 >= MIN_BASE_SIDE:
         height, width, stages = height // 2, width // 2, stages + 1
     return stages
 
@@ -34,8 +33,9 @@ def check_image_shape(image_shape: Sequence[int]) -> None:
     """Raises ValueError when no conv stack can produce `image_shape`."""
     if len(image_shape) != 3 or num_stages(image_shape) < 1:
         raise ValueError(
-                f'image shape {tuple(image_shape)} needs sides divisible by 2 with at least '
-                f'{2 * MIN_BASE_SIDE} px (e.g. 28, 32, 64)')
+            f'image shape {tuple(image_shape)} needs sides divisible by 2 with at least '
+            f'{2 * MIN_BASE_SIDE} px (e.g. 28, 32, 64)'
+        )
 
 
 class UpConvStack(nn.Module):
@@ -45,6 +45,7 @@ class UpConvStack(nn.Module):
     transposed convolution maps to the image's channels. `output_activation` is 'tanh'
     (GAN generator, images in [-1, 1]) or 'none' (decoder logits / means).
     """
+
     image_shape: Sequence[int]
     width: int = 64
     kernel_size: int = 4
@@ -57,21 +58,27 @@ class UpConvStack(nn.Module):
         stages = num_stages(self.image_shape)
         height, width, channels = self.image_shape
         base_h, base_w = height // 2**stages, width // 2**stages
-        features = self.width * 2**(stages - 1)
+        features = self.width * 2 ** (stages - 1)
         kernel = (self.kernel_size, self.kernel_size)
 
         def normalize_and_activate(h):
             if self.use_batch_norm:
-                h = nn.BatchNorm(use_running_average=not train, momentum=0.9,
-                                                  axis_name=self.axis_name)(h)
+                h = nn.BatchNorm(
+                    use_running_average=not train, momentum=0.9, axis_name=self.axis_name
+                )(h)
             return nn.relu(h)
 
         h = nn.Dense(base_h * base_w * features, use_bias=not self.use_batch_norm)(z)
         h = normalize_and_activate(h).reshape(z.shape[0], base_h, base_w, features)
         for stage in range(stages - 1):
-            features_out = self.width * 2**(stages - 2 - stage)
-            h = nn.ConvTranspose(features_out, kernel, strides=(2, 2), padding='SAME',
-                                                      use_bias=not self.use_batch_norm)(h)
+            features_out = self.width * 2 ** (stages - 2 - stage)
+            h = nn.ConvTranspose(
+                features_out,
+                kernel,
+                strides=(2, 2),
+                padding='SAME',
+                use_bias=not self.use_batch_norm,
+            )(h)
             h = normalize_and_activate(h)
         h = nn.ConvTranspose(channels, kernel, strides=(2, 2), padding='SAME')(h)
         if self.output_activation == 'tanh':
@@ -85,6 +92,7 @@ class DownConvStack(nn.Module):
     Channels double at every stage from `width`. Serves as the DCGAN discriminator
     (outputs=1, a logit) and as the conv VAE encoder (outputs=2*latent).
     """
+
     outputs: int
     width: int = 64
     kernel_size: int = 4
@@ -95,8 +103,12 @@ class DownConvStack(nn.Module):
         stages = num_stages(x.shape[1:])
         h = x
         for stage in range(stages):
-            h = nn.Conv(self.width * 2**stage, (self.kernel_size, self.kernel_size),
-                                    strides=(2, 2), padding='SAME')(h)
+            h = nn.Conv(
+                self.width * 2**stage,
+                (self.kernel_size, self.kernel_size),
+                strides=(2, 2),
+                padding='SAME',
+            )(h)
             h = nn.leaky_relu(h, negative_slope=0.2)
             if self.dropout_rate > 0:
                 h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)

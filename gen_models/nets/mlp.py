@@ -8,8 +8,12 @@ import flax.linen as nn
 import jax
 import numpy as np
 
-ACTIVATIONS = {'tanh': nn.tanh, 'relu': nn.relu, 'softplus': nn.softplus,
-                              'leaky_relu': nn.leaky_relu}
+ACTIVATIONS = {
+    'tanh': nn.tanh,
+    'relu': nn.relu,
+    'softplus': nn.softplus,
+    'leaky_relu': nn.leaky_relu,
+}
 
 
 class MLP(nn.Module):
@@ -18,6 +22,7 @@ class MLP(nn.Module):
     `output_shape` (e.g. an image's (H, W, C)) reshapes the last layer; its size sets
     the number of outputs. Used as encoder (outputs = 2 * latent) and decoder.
     """
+
     hidden: Sequence[int]
     output_shape: Sequence[int]
     activation: str = 'tanh'

@@ -4,6 +4,7 @@ import types
 
 import pytest
 
+
 @pytest.fixture(scope='session')
 def make_config(data_dir):
     """Builds a dataset config (a plain namespace) reading from the session's data_dir."""

@@ -1,10 +1,10 @@
 """Base classes of the project's builders."""
 
-from collections.abc import Sequence
 import inspect
+from collections.abc import Sequence
 
-from etils import epath
 import tensorflow_datasets as tfds
+from etils import epath
 
 from gen_models.data.config import SOURCE_DIR_ENV
 

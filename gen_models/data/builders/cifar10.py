@@ -14,8 +14,8 @@ import re
 import tarfile
 
 import numpy as np
-from PIL import Image
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from gen_models.data.builders import base
 

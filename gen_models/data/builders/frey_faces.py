@@ -6,9 +6,9 @@ The split is contiguous and fixed: 'train' holds frames 0-1768 and 'test' the la
 `frey_rawface.mat` (needs scipy to read).
 """
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from gen_models.data.builders import base
 

@@ -3,12 +3,12 @@
 Examples are stored in the official order, so example i of a split is the i-th of its file.
 """
 
-from collections.abc import Sequence
 import gzip
+from collections.abc import Sequence
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
 from gen_models.data.builders import base
 
