@@ -88,11 +88,6 @@ def standard_normal(keys: jax.Array, dim: int) -> jax.Array:
     return jax.vmap(lambda k: jax.random.normal(k, (dim,)))(keys)
 
 
-def device_key(rng: jax.Array) -> jax.Array:
-    """A key distinct per device, for randomness that is not per example (dropout)."""
-    return jax.random.fold_in(rng, jax.lax.axis_index(DATA_AXIS))
-
-
 def apply_gradients(
     tx: optax.GradientTransformation, grads: Any, opt_state: Any, params: Any
 ) -> tuple[Any, Any]:

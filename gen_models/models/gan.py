@@ -59,10 +59,17 @@ def build(config, info) -> base.ModelDef:
             opt_state={name: tx[name].init(params[name]) for name in tx},
         )
 
-    def discriminate(d_params, images, rng):
-        return discriminator.apply({'params': d_params}, images, train=True, rngs={'dropout': rng})[
-            :, 0
-        ]
+    def discriminate(d_params, images, keys):
+        """D's training logits; example i's dropout masks come from keys[i] alone, so they do
+        not depend on how the batch is split over devices."""
+
+        def one(image, key):
+            logits = discriminator.apply(
+                {'params': d_params}, image[None], train=True, rngs={'dropout': key}
+            )
+            return logits[0, 0]
+
+        return jax.vmap(one)(images, keys)
 
     def train_step(state, batch, rng):
         z_rng, d_rng, g_rng = jax.random.split(rng, 3)
@@ -82,11 +89,13 @@ def build(config, info) -> base.ModelDef:
             forward_generator, state.params['generator'], has_aux=True
         )
 
+        real_keys, fake_keys = (
+            base.example_keys(key, real.shape[0]) for key in jax.random.split(d_rng)
+        )
+
         def d_loss_fn(d_params):
-            real_logits = discriminate(d_params, real, base.device_key(d_rng))
-            fake_logits = discriminate(
-                d_params, jax.lax.stop_gradient(fake), base.device_key(d_rng)
-            )
+            real_logits = discriminate(d_params, real, real_keys)
+            fake_logits = discriminate(d_params, jax.lax.stop_gradient(fake), fake_keys)
             loss = jnp.mean(losses.discriminator_loss(real_logits, fake_logits))
             return loss, (real_logits, fake_logits)
 
@@ -102,7 +111,7 @@ def build(config, info) -> base.ModelDef:
         )
 
         def g_loss_fn(images):
-            logits = discriminate(d_params, images, base.device_key(g_rng))
+            logits = discriminate(d_params, images, base.example_keys(g_rng, images.shape[0]))
             return jnp.mean(losses.generator_loss(logits, model_config.gan_loss))
 
         g_loss, fake_grads = jax.value_and_grad(g_loss_fn)(fake)
