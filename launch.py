@@ -71,7 +71,7 @@ def main(argv: list[str]) -> None:
         else:
             for path in sample.sample(config, _WORKDIR.value):
                 print(path)
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, FileNotFoundError, runtime.IncompatibleCheckpointError) as error:
         _usage_error(str(error))
     except train.TrainingInterrupted as error:
         logging.warning('%s', error)

@@ -91,26 +91,45 @@ def checkpointer(run: Run, workdir: Path) -> Checkpointer:
     return Checkpointer(workdir / 'checkpoints', max_to_keep=run.config.train.keep_checkpoints)
 
 
-def restore_latest(run: Run, workdir: Path) -> tuple[TrainState, int]:
-    """The newest readable checkpoint of `workdir`; FileNotFoundError when there is none."""
-    manager = checkpointer(run, workdir)
+class IncompatibleCheckpointError(ValueError):
+    """The workdir's checkpoints do not fit the model the config builds."""
+
+
+def restore(run: Run, manager: Checkpointer) -> tuple[TrainState, int] | None:
+    """The newest readable checkpoint, replicated over the mesh; None when there is none."""
     try:
         restored = manager.restore(initial_state(run))
-    finally:
-        manager.close()
+    except ValueError as error:
+        raise IncompatibleCheckpointError(
+            f'no checkpoint in {manager.directory} fits this config (was the model changed? '
+            f'compare with config.json there, or use a new --workdir): {error}'
+        ) from None
+    if restored is None:
+        return None
+    state, step = restored
+    return parallel.replicate(state, run.mesh), step
+
+
+def restore_latest(run: Run, workdir: Path) -> tuple[TrainState, int]:
+    """The newest readable checkpoint of `workdir`; FileNotFoundError when there is none."""
+    with checkpointer(run, workdir) as manager:
+        restored = restore(run, manager)
     if restored is None:
         raise FileNotFoundError(
             f'no checkpoint in {workdir / "checkpoints"}: train first '
             '(--mode train) with this --workdir'
         )
-    state, step = restored
-    return parallel.replicate(state, run.mesh), step
+    return restored
 
 
-def evaluate_state(run: Run, state: TrainState) -> dict[str, float]:
-    """Eval metrics over the configured part of the eval split, exact means per example."""
+def evaluate_state(run: Run, state: TrainState, eval_step=None) -> dict[str, float]:
+    """Eval metrics over the configured part of the eval split, exact means per example.
+
+    `eval_step` (default: the model's) is a per-device step returning psum'd metric sums and
+    'count'; batch i gets the key fold_in(eval key, i) whatever the step.
+    """
     config = run.config
-    step_fn = parallel.eval_step(run.model.eval_step, run.mesh)
+    step_fn = parallel.eval_step(eval_step or run.model.eval_step, run.mesh)
     batches = data.make_eval_iterator(
         config.dataset,
         batch_size=config.train.eval_batch_size,

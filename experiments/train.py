@@ -92,12 +92,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     workdir.mkdir(parents=True, exist_ok=True)
 
     manager = runtime.checkpointer(run, workdir)
-    state = runtime.initial_state(run)
-    restored = manager.restore(state)
-    start_step = 0
+    restored = runtime.restore(run, manager)
+    state, start_step = restored or (runtime.initial_state(run), 0)
     if restored is not None:
-        state, start_step = restored
-        state = parallel.replicate(state, run.mesh)
         tqdm.tqdm.write(f'Resuming {workdir} from the checkpoint of step {start_step}.')
     writer = logs.MetricWriter(workdir, resume_step=start_step, enabled=is_lead)
     if is_lead:

@@ -247,3 +247,11 @@ def test_eval_and_sample_modes_use_latest_checkpoint(data_dir, tmp_path):
     }
     with pytest.raises(FileNotFoundError, match='no checkpoint'):
         evaluate.evaluate(config, tmp_path / 'empty')
+
+
+def test_checkpoint_of_another_model_is_a_clear_error(data_dir, tmp_path):
+    config = tiny('quickstart', data_dir, num_steps=2)
+    train.train_and_evaluate(config, tmp_path)
+    config.model.width = 16
+    with pytest.raises(runtime.IncompatibleCheckpointError, match='fits this config'):
+        train.train_and_evaluate(config, tmp_path)
