@@ -55,6 +55,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     optim.weight_decay = 0.0  # adamw: decoupled weight decay
     optim.d_lr_multiplier = 1.0  # gan: D's learning rate is lr * this
 
+    config.parallel = parallel = ml_collections.ConfigDict()
+    parallel.backend = 'shard_map'  # steps over all devices: 'shard_map' (jit + shard_map;
+    # spans hosts) | 'pmap'; both give the same numbers
+
     config.train = train = ml_collections.ConfigDict()
     train.num_steps = 2000  # optimisation steps (one batch each)
     train.batch_size = 64  # global batch, split over all devices

@@ -15,6 +15,7 @@ import ml_collections
 from configs import default
 from gen_models import losses, nets, optim
 from gen_models.models import MODEL_BUILDERS
+from gen_models.parallel import BACKENDS
 
 
 class ConfigError(ValueError):
@@ -76,6 +77,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'optim.eps': _positive(),
     'optim.weight_decay': _at_least(0),
     'optim.d_lr_multiplier': _positive(),
+    'parallel.backend': _choice(*BACKENDS),
     'train.num_steps': _at_least(1),
     'train.batch_size': _at_least(1),
     'train.log_every': _at_least(1),

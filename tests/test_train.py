@@ -183,24 +183,16 @@ def test_sigterm_checkpoints_and_resume_matches(data_dir, subprocess_env, tmp_pa
     interrupted_at = Checkpointer(killed / 'checkpoints').latest_step()
     assert interrupted_at is not None and interrupted_at < 2000, stderr
 
-    resumed = subprocess.run(
-        _launch(killed, subprocess_env, *overrides),
-        cwd=REPO,
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    straight = subprocess.run(
-        _launch(tmp_path / 'straight', subprocess_env, *overrides),
-        cwd=REPO,
-        env=subprocess_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert straight.returncode == 0, straight.stderr
+    for workdir in (killed, tmp_path / 'straight'):
+        finished = subprocess.run(
+            _launch(workdir, subprocess_env, *overrides),
+            cwd=REPO,
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert finished.returncode == 0, finished.stderr
 
     config = tiny('quickstart', data_dir)
     config.model.latent_dim = 16
