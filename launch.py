@@ -2,6 +2,7 @@
 
   python launch.py --config configs/vae_mnist.py --workdir runs/vae --config.lr=3e-4
   python launch.py --config configs/dcgan_mnist.py:minimax --workdir runs/gan --mode sample
+  python launch.py ... --coordinator_address host0:1234 --num_processes 2 --process_id 0
 
 Bad flags or config values print one line naming the key, the value and what is
 allowed, and exit with status 2 before any data or compile work.
@@ -16,6 +17,7 @@ from ml_collections import config_flags
 
 from experiments import evaluate, runtime, sample, train
 from experiments.config_validation import ConfigError
+from gen_models import distributed
 
 MODES = ('train', 'eval', 'sample')
 EXIT_USAGE = 2
@@ -25,6 +27,18 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run (created if needed).')
 _MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to do with the config.')
+_DISTRIBUTED = flags.DEFINE_enum(
+    'distributed',
+    'auto',
+    distributed.MODES,
+    'Join a multi-process run: auto (if a flag below is set, or in a multi-process SLURM step, '
+    'Open MPI job or TPU pod, or with $JAX_COORDINATOR_ADDRESS), on (e.g. TPU pod slices), off.',
+)
+_COORDINATOR = flags.DEFINE_string(
+    'coordinator_address', None, 'Multi-process: host:port of process 0 (others connect to it).'
+)
+_NUM_PROCESSES = flags.DEFINE_integer('num_processes', None, 'Multi-process: how many.')
+_PROCESS_ID = flags.DEFINE_integer('process_id', None, 'Multi-process: this one, 0-based.')
 
 
 def _usage_error(message: str) -> None:
@@ -62,6 +76,15 @@ def _print_results(results: dict) -> None:
 
 def main(argv: list[str]) -> None:
     config = parse_flags(argv)
+    try:
+        distributed.initialize(
+            _DISTRIBUTED.value,
+            coordinator_address=_COORDINATOR.value,
+            num_processes=_NUM_PROCESSES.value,
+            process_id=_PROCESS_ID.value,
+        )
+    except ValueError as error:
+        _usage_error(f'--distributed: {error}')
     runtime.enable_compilation_cache()
     try:
         if _MODE.value == 'train':

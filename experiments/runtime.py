@@ -129,7 +129,9 @@ def evaluate_state(run: Run, state: TrainState, eval_step=None) -> dict[str, flo
     'count'; batch i gets the key fold_in(eval key, i) whatever the step.
     """
     config = run.config
-    step_fn = parallel.eval_step(eval_step or run.model.eval_step, run.mesh)
+    step_fn = parallel.eval_step(
+        eval_step or run.model.eval_step, run.mesh, config.parallel.backend
+    )
     batches = data.make_eval_iterator(
         config.dataset,
         batch_size=config.train.eval_batch_size,
@@ -158,7 +160,11 @@ def save_samples(
     writer: logs.MetricWriter | None = None,
     step: int = 0,
 ) -> list[Path]:
-    """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions)."""
+    """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions).
+
+    Every process computes them (the state spans all processes' devices); process 0 writes
+    them and returns their paths, the others return [].
+    """
     config, model = run.config, run.model
     grids = {
         'samples': np.asarray(
@@ -179,6 +185,8 @@ def save_samples(
         low, high = model.image_range
         scaled = originals.astype(np.float32) / 255.0 * (high - low) + low
         grids['reconstructions'] = np.stack([scaled, recon], axis=1).reshape(-1, *recon.shape[1:])
+    if jax.process_index() != 0:
+        return []
     paths = []
     for name, grid_images in grids.items():
         # Reconstructions come in (original, reconstruction) pairs side by side.

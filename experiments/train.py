@@ -102,7 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         logs.write_json(workdir / 'environment.json', environment.collect_environment())
 
     num_steps = train_config.num_steps
-    step_fn = parallel.train_step(run.model.train_step, run.mesh)
+    step_fn = parallel.train_step(run.model.train_step, run.mesh, config.parallel.backend)
     batches = data.make_train_iterator(
         config.dataset,
         batch_size=train_config.batch_size,
@@ -154,7 +154,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                         writer.write_scalars(
                             step, runtime.evaluate_state(run, state), prefix='eval'
                         )
-                    if _is_due(step, train_config.sample_every, num_steps) and is_lead:
+                    if _is_due(step, train_config.sample_every, num_steps):
                         runtime.save_samples(run, state, workdir, f'{step:07d}', writer, step)
                     if _is_due(step, train_config.checkpoint_every, num_steps) or stop:
                         _save_checkpoint(manager, step, state)
