@@ -71,4 +71,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     train.eval_examples = 0  # examples of the eval split used; 0 = all
     train.num_samples = 64  # images in each sample grid
     train.progress_bar = True  # show a progress bar with rate and ETA
+
+    config.eval = evaluation = ml_collections.ConfigDict()
+    evaluation.metrics = ()  # metrics beyond the eval step's: 'iwae' | 'fid' | 'kid' | 'parzen'
+    evaluation.every = 0  # steps between eval.metrics while training; 0 = only --mode eval
+    evaluation.num_samples = 10000  # fid/kid/parzen: generated images measured
+    evaluation.reference_split = 'train'  # fid/kid: real images compared against
+    evaluation.reference_examples = 0  # fid/kid: first N of that split; 0 = all
+    evaluation.inception_path = ''  # '' -> $GEN_MODELS_INCEPTION, else
+    # ../shared/models/fid_inception/fid_inception_v3_2015_12_05.npz beside the repository
+    evaluation.stats_dir = ''  # reference-feature cache; '' -> $GEN_MODELS_STATS_DIR or
+    # ~/.cache/gen_models/reference_features
+    evaluation.feature_batch_size = 32  # fid/kid: images per feature-network call
+    evaluation.kid_subsets = 100  # kid: random subset pairs averaged
+    evaluation.kid_subset_size = 1000  # kid: images per subset
+    evaluation.iwae_samples = 5000  # iwae: importance samples k per image (Burda et al.)
+    evaluation.iwae_chunk = 100  # iwae: samples decoded per image at once (memory)
+    evaluation.parzen_validation_split = 'train[-10000:]'  # parzen: split choosing sigma
+    evaluation.parzen_sigmas = tuple(10 ** (i / 9 - 1) for i in range(10))  # 0.1 .. 1
     return config

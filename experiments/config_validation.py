@@ -13,8 +13,9 @@ from typing import Any
 import ml_collections
 
 from configs import default
-from gen_models import losses, nets, optim
+from gen_models import losses, metrics, nets, optim
 from gen_models.models import MODEL_BUILDERS
+from gen_models.nets import inception
 from gen_models.parallel import BACKENDS
 
 
@@ -88,6 +89,22 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'train.eval_batch_size': _at_least(1),
     'train.eval_examples': _at_least(0),
     'train.num_samples': _at_least(1),
+    'eval.metrics': (
+        (lambda v: all(m in metrics.METRICS for m in v) and len(set(v)) == len(v)),
+        'a tuple of distinct names from ' + ' | '.join(repr(m) for m in metrics.METRICS),
+    ),
+    'eval.every': _at_least(0),
+    'eval.num_samples': _at_least(2),
+    'eval.reference_examples': ((lambda v: v == 0 or v >= 2), '0 (all) or >= 2'),
+    'eval.feature_batch_size': _at_least(1),
+    'eval.kid_subsets': _at_least(1),
+    'eval.kid_subset_size': _at_least(2),
+    'eval.iwae_samples': _at_least(1),
+    'eval.iwae_chunk': _at_least(1),
+    'eval.parzen_sigmas': (
+        (lambda v: len(v) > 0 and all(isinstance(s, (int, float)) and s > 0 for s in v)),
+        'a non-empty tuple of positive numbers',
+    ),
 }
 
 
@@ -138,6 +155,7 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
         raise ConfigError(
             'dataset.binarize', True, "only with model.name='vae' and model.likelihood='bernoulli'"
         )
+    _check_eval(config)
     for key in ('batch_size', 'eval_batch_size'):
         if getattr(train, key) % num_devices:
             raise ConfigError(
@@ -145,6 +163,20 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
                 getattr(train, key),
                 f'a multiple of the device count ({num_devices})',
             )
+
+
+def _check_eval(config: ml_collections.ConfigDict) -> None:
+    names = config.eval.metrics
+    if 'iwae' in names and config.model.name != 'vae':
+        raise ConfigError('eval.metrics', names, "'iwae' needs a model with an encoder ('vae')")
+    path = inception.inception_path(config.eval.inception_path)
+    if {'fid', 'kid'} & set(names) and not path.is_file():
+        raise ConfigError(
+            'eval.inception_path',
+            str(path),
+            f'the FID Inception weights file (set this key or ${inception.INCEPTION_ENV}; '
+            'the README says how to obtain it)',
+        )
 
 
 def check_image_shape(config: ml_collections.ConfigDict, image_shape: tuple[int, ...]) -> None:

@@ -1,13 +1,147 @@
-"""evaluate(config, workdir): eval metrics of the newest checkpoint into results.json."""
+"""evaluate(config, workdir): eval metrics of the newest checkpoint into results.json.
+
+Besides the model's eval step (e.g. the ELBO), computes the metrics named in
+`config.eval.metrics` (see `gen_models.metrics`) and stamps each with its protocol: what
+was measured, on how many samples, against which reference split, with which feature network
+(and the sha256 of its weights) and seed. Every random draw is a function of the config's
+seed, so repeating an evaluation gives the same numbers.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import jax
 import ml_collections
+import numpy as np
 
 from experiments import runtime
+from gen_models import data, images
+from gen_models.metrics import features, fid, likelihood
+from gen_models.models import TrainState
+
+Protocols = dict[str, dict[str, Any]]
+
+
+def generate_samples(run: runtime.Run, state: TrainState, num: int) -> np.ndarray:
+    """`num` generated images in the model's image range, `eval_batch_size` per call.
+
+    Chunk c is drawn with key fold_in(sample key, c + 1) (sample grids use the key itself).
+    """
+    size = run.config.train.eval_batch_size
+    generate = jax.jit(run.model.generate, static_argnums=2)
+    chunks = [
+        np.asarray(generate(state, jax.random.fold_in(run.keys['sample'], index + 1), size))
+        for index in range(-(-num // size))
+    ]
+    return np.concatenate(chunks)[:num]
+
+
+def _iwae(run: runtime.Run, state: TrainState) -> tuple[dict[str, float], Protocols]:
+    config = run.config.eval
+    step = likelihood.iwae_eval_step(run.model.log_weights, config.iwae_samples, config.iwae_chunk)
+    value = runtime.evaluate_state(run, state, step)['iwae']
+    protocol = {
+        'metric': 'IWAE bound on log p(x) (Burda et al. 2016), nats per image',
+        'importance_samples': config.iwae_samples,
+        **runtime.protocol(run),
+    }
+    return {'iwae': value}, {'iwae': protocol}
+
+
+def _fid_kid(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], Protocols]:
+    config = run.config
+    net = features.inception_net(config.eval.inception_path, config.eval.feature_batch_size)
+    reference = features.reference_features(
+        net,
+        config.dataset,
+        config.eval.reference_split,
+        config.eval.reference_examples or None,
+        features.stats_dir(config.eval.stats_dir),
+    )
+    generated = features.extract_features(net, images.to_uint8(samples, run.model.image_range))
+    common = {
+        'num_samples': len(generated),
+        'samples': 'generated, quantised to uint8',
+        **features.reference_protocol(config.dataset, config.eval.reference_split, len(reference)),
+        **net.protocol(),
+        'seed': config.seed,
+    }
+    values, protocols = {}, {}
+    if 'fid' in config.eval.metrics:
+        values['fid'] = fid.fid(generated, reference)
+        protocols['fid'] = {'metric': 'FID (Heusel et al. 2017)', **common}
+    if 'kid' in config.eval.metrics:
+        values['kid'], values['kid_std'] = fid.kid(
+            generated,
+            reference,
+            num_subsets=config.eval.kid_subsets,
+            subset_size=config.eval.kid_subset_size,
+            seed=config.seed,
+        )
+        protocols['kid'] = {
+            'metric': 'KID (Binkowski et al. 2018): unbiased MMD^2, cubic polynomial kernel; '
+            'kid_std is the std over subsets',
+            'subsets': config.eval.kid_subsets,
+            'subset_size': min(config.eval.kid_subset_size, len(generated), len(reference)),
+            **common,
+        }
+    return values, protocols
+
+
+def _parzen(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], Protocols]:
+    config = run.config
+    low, high = run.model.image_range
+    centres = (samples.astype(np.float64) - low) / (high - low)
+
+    def split_in_unit_range(split: str, num: int | None) -> np.ndarray:
+        return data.load_split_array(config.dataset, split, num)['image'] / 255.0
+
+    test = split_in_unit_range(config.dataset.eval_split, config.train.eval_examples or None)
+    result = likelihood.parzen_window(
+        centres,
+        split_in_unit_range(config.eval.parzen_validation_split, None),
+        test,
+        config.eval.parzen_sigmas,
+    )
+    protocol = {
+        'metric': 'Parzen-window log-likelihood (Goodfellow et al. 2014), nats per image on '
+        'pixels in [0, 1]; parzen_stderr is std / sqrt(N) over test images',
+        'num_samples': len(samples),
+        'sigma': result['sigma'],
+        'sigma_grid': list(config.eval.parzen_sigmas),
+        'validation_split': config.eval.parzen_validation_split,
+        'dataset': config.dataset.name,
+        'split': config.dataset.eval_split,
+        'num_examples': len(test),
+        'seed': config.seed,
+    }
+    values = {'parzen': result['log_likelihood'], 'parzen_stderr': result['stderr']}
+    return values, {'parzen': protocol}
+
+
+def compute_metrics(run: runtime.Run, state: TrainState) -> tuple[dict[str, float], Protocols]:
+    """The metrics named by `config.eval.metrics`: (values by name, protocol by metric).
+
+    Names were checked by config validation; fid, kid and parzen share one set of samples.
+    """
+    names = set(run.config.eval.metrics)
+    parts = []
+    if 'iwae' in names:
+        parts.append(_iwae(run, state))
+    if names & {'fid', 'kid', 'parzen'}:
+        samples = generate_samples(run, state, run.config.eval.num_samples)
+        if names & {'fid', 'kid'}:
+            parts.append(_fid_kid(run, samples))
+        if 'parzen' in names:
+            parts.append(_parzen(run, samples))
+    values: dict[str, float] = {}
+    protocols: Protocols = {}
+    for part_values, part_protocols in parts:
+        values.update(part_values)
+        protocols.update(part_protocols)
+    return values, protocols
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
@@ -15,5 +149,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str
     workdir = Path(workdir)
     run = runtime.prepare(config)
     state, step = runtime.restore_latest(run, workdir)
-    metrics = runtime.evaluate_state(run, state)
-    return runtime.write_results(run, workdir, step, {f'eval/{k}': v for k, v in metrics.items()})
+    values = runtime.evaluate_state(run, state)
+    extra, protocols = compute_metrics(run, state)
+    return runtime.write_results(
+        run,
+        workdir,
+        step,
+        {f'eval/{k}': v for k, v in {**values, **extra}.items()},
+        metric_protocols=protocols,
+    )

@@ -48,6 +48,9 @@ class ModelDef:
     generate: (state, rng, num, labels=None) -> images in `image_range`.
     reconstruct: (state, images, rng) -> images, for models with an encoder, else None.
     transform: (state, images, rng) -> transformed images, for image-transformation models.
+    log_weights: (state, batch, rng, offset, num) -> (B, num) importance log-weights
+      log p(x, z_s) - log q(z_s | x) of samples s = offset .. offset + num - 1 per example, per
+      device, for models with an encoder (the IWAE bound); x observed as `eval_step` does.
     """
 
     init: Callable[..., TrainState]
@@ -57,6 +60,7 @@ class ModelDef:
     image_range: tuple[float, float]
     reconstruct: Callable[..., jax.Array] | None = None
     transform: Callable[..., jax.Array] | None = None
+    log_weights: Callable[..., jax.Array] | None = None
 
 
 def images_to_unit(images: jax.Array) -> jax.Array:

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_models import losses, nets, optim
+from gen_models.metrics import likelihood as likelihood_metrics
 from gen_models.models import base
 
 
@@ -150,6 +151,23 @@ def build(config, info) -> base.ModelDef:
         terms = elbo_terms(state.params, x, base.example_keys(z_rng, num))
         return base.masked_sums(terms, batch['mask'])
 
+    def log_weights(state, batch, rng, offset, num):
+        bin_rng, z_rng = jax.random.split(rng)
+        size = batch['image'].shape[0]
+        x = observe(batch, base.example_keys(bin_rng, size))
+        mean, log_var = encode(state.params, x)
+
+        def per_example(key, x_one, mean_one, log_var_one):
+            eps = base.standard_normal(base.index_keys(key, num, offset), latent_dim)
+            return likelihood_metrics.importance_log_weights(
+                lambda z: log_likelihood(decode(state.params, z), x_one[None]),
+                mean_one,
+                log_var_one,
+                eps,
+            )
+
+        return jax.vmap(per_example)(base.example_keys(z_rng, size), x, mean, log_var)
+
     def generate(state, rng, num, labels=None):
         del labels  # Unconditional.
         z = base.standard_normal(base.index_keys(rng, num), latent_dim)
@@ -166,5 +184,6 @@ def build(config, info) -> base.ModelDef:
         eval_step=eval_step,
         generate=generate,
         reconstruct=reconstruct,
+        log_weights=log_weights,
         image_range=(0.0, 1.0),
     )
