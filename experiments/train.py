@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from experiments import environment, logs, runtime
+from experiments import environment, evaluate, logs, runtime
 from gen_models import data, parallel
 
 
@@ -119,6 +119,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     }
     window: list[dict[str, jax.Array]] = []
     last_train: dict[str, float] = {}
+    extra = None  # (values, protocols) of config.eval.metrics, when they are due in training
     progress = tqdm.tqdm(
         total=num_steps,
         initial=start_step,
@@ -154,6 +155,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                         writer.write_scalars(
                             step, runtime.evaluate_state(run, state), prefix='eval'
                         )
+                    if config.eval.every and _is_due(step, config.eval.every, num_steps):
+                        extra = evaluate.compute_metrics(run, state)
+                        writer.write_scalars(step, extra[0], prefix='eval')
                     if _is_due(step, train_config.sample_every, num_steps):
                         runtime.save_samples(run, state, workdir, f'{step:07d}', writer, step)
                     if _is_due(step, train_config.checkpoint_every, num_steps) or stop:
@@ -166,13 +170,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         manager.close()
 
     eval_metrics = runtime.evaluate_state(run, state)
+    if config.eval.every and extra is None:  # a finished run that was resumed
+        extra = evaluate.compute_metrics(run, state)
+    values, protocols = extra or ({}, {})
     return runtime.write_results(
         run,
         workdir,
         num_steps,
-        {f'eval/{k}': v for k, v in eval_metrics.items()},
+        {f'eval/{k}': v for k, v in {**eval_metrics, **values}.items()},
         train={f'train/{k}': v for k, v in last_train.items()},
         compile_seconds=timing['compile_s'],
+        metric_protocols=protocols,
     )
 
 

@@ -1,0 +1,106 @@
+"""--mode eval and evaluation during training: metrics by name, protocols, repeatability."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from experiments import evaluate, logs, train
+from experiments.config_validation import ConfigError, validate_config
+from gen_models.nets import inception
+from tests.conftest import REPO
+from tests.test_train import tiny
+
+
+def _eval_config(data_dir, tmp_path, metrics):
+    config = tiny('quickstart', data_dir, num_steps=20, eval_every=20, checkpoint_every=20)
+    config.eval.update(
+        metrics=metrics,
+        num_samples=6,
+        reference_split='test',
+        reference_examples=6,
+        stats_dir=str(tmp_path / 'stats'),
+        feature_batch_size=6,
+        kid_subsets=3,
+        iwae_samples=8,
+        iwae_chunk=3,
+        parzen_validation_split='train[-32:]',
+    )
+    return config
+
+
+def test_eval_writes_every_metric_with_its_protocol_and_repeats_exactly(data_dir, tmp_path):
+    if not inception.inception_path().is_file():
+        pytest.skip('FID Inception weights missing')
+    config = _eval_config(data_dir, tmp_path, ('iwae', 'fid', 'kid', 'parzen'))
+    train.train_and_evaluate(config, tmp_path / 'run')
+    results = evaluate.evaluate(config, tmp_path / 'run')
+    metrics, protocols = results['metrics'], results['metric_protocols']
+    written = json.loads((tmp_path / 'run' / 'results.json').read_text())
+    assert (written['metrics'], written['metric_protocols']) == (metrics, protocols)
+    for name in ('elbo', 'iwae', 'fid', 'kid', 'kid_std', 'parzen', 'parzen_stderr'):
+        assert f'eval/{name}' in metrics
+    assert metrics['eval/iwae'] > metrics['eval/elbo']
+    assert metrics['eval/fid'] > 0
+    assert set(protocols) == {'iwae', 'fid', 'kid', 'parzen'}
+    assert all(protocol['seed'] == config.seed for protocol in protocols.values())
+    assert protocols['iwae']['importance_samples'] == 8
+    assert protocols['iwae']['num_examples'] == 16
+    checksum = inception.file_checksum(inception.inception_path())
+    for name in ('fid', 'kid'):
+        assert protocols[name]['feature_net_sha256'] == checksum
+        assert protocols[name]['num_samples'] == 6
+        assert protocols[name]['reference_split'] == 'test'
+        assert protocols[name]['reference_examples'] == 6
+    assert protocols['parzen']['sigma'] in config.eval.parzen_sigmas
+    assert evaluate.evaluate(config, tmp_path / 'run')['metrics'] == metrics
+
+
+def test_metrics_are_logged_at_their_cadence_during_training(data_dir, tmp_path):
+    config = _eval_config(data_dir, tmp_path, ('iwae', 'parzen'))
+    config.eval.every = 10
+    results = train.train_and_evaluate(config, tmp_path)
+    steps = [r['step'] for r in logs.read_metrics(tmp_path) if 'eval/iwae' in r]
+    assert steps == [10, 20]
+    assert {'eval/iwae', 'eval/parzen'} <= set(results['metrics'])
+    assert set(results['metric_protocols']) == {'iwae', 'parzen'}
+
+
+@pytest.mark.parametrize(
+    'metrics,model,allowed',
+    [
+        (('fid', 'bleu'), 'vae', "'iwae' | 'fid' | 'kid' | 'parzen'"),
+        (('fid', 'fid'), 'vae', 'distinct names'),
+        (('iwae',), 'gan', 'needs a model with an encoder'),
+    ],
+)
+def test_bad_metric_names_are_config_errors(metrics, model, allowed):
+    config = tiny('quickstart', '')
+    config.model.name = model
+    config.eval.metrics = metrics
+    with pytest.raises(ConfigError, match='config.eval.metrics=') as error:
+        validate_config(config)
+    assert allowed in str(error.value)
+
+
+def test_missing_inception_weights_stop_eval_before_any_work(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            'launch.py',
+            '--config=configs/quickstart.py',
+            f'--workdir={tmp_path}',
+            '--mode=eval',
+            "--config.eval.metrics=('kid',)",
+            f'--config.eval.inception_path={tmp_path / "none.npz"}',
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: config.eval.inception_path='")
