@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_models.nets.fast_conv import ConvTranspose
+
 MIN_BASE_SIDE = 4
 
 
@@ -42,7 +44,9 @@ class UpConvStack(nn.Module):
     """Dense -> reshape -> [ConvTranspose stride 2 -> norm -> ReLU]* -> ConvTranspose.
 
     Channels halve at every stage, from `width * 2**(stages-1)` down to `width`; the last
-    transposed convolution maps to the image's channels. `output_activation` is 'tanh'
+    transposed convolution maps to the image's channels. Transposed convolutions are
+    `fast_conv.ConvTranspose`: `nn.ConvTranspose`'s function and parameters, with a kernel
+    gradient that XLA-CPU runs fast. `output_activation` is 'tanh'
     (GAN generator, images in [-1, 1]) or 'none' (decoder logits / means).
     """
 
@@ -72,7 +76,7 @@ class UpConvStack(nn.Module):
         h = normalize_and_activate(h).reshape(z.shape[0], base_h, base_w, features)
         for stage in range(stages - 1):
             features_out = self.width * 2 ** (stages - 2 - stage)
-            h = nn.ConvTranspose(
+            h = ConvTranspose(
                 features_out,
                 kernel,
                 strides=(2, 2),
@@ -80,7 +84,7 @@ class UpConvStack(nn.Module):
                 use_bias=not self.use_batch_norm,
             )(h)
             h = normalize_and_activate(h)
-        h = nn.ConvTranspose(channels, kernel, strides=(2, 2), padding='SAME')(h)
+        h = ConvTranspose(channels, kernel, strides=(2, 2), padding='SAME')(h)
         if self.output_activation == 'tanh':
             return jnp.tanh(h)
         return h
