@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.lr = 1e-3  # learning rate of every optimiser (see optim.*)
 
     config.model = model = ml_collections.ConfigDict()
-    model.name = 'vae'  # model family: 'gan' | 'vae'
+    model.name = 'vae'  # model family: 'gan' | 'vae' | 'classifier' (a feature network)
     model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only)
     model.latent_dim = 16  # size of z
     model.width = 32  # conv: channels of the widest-resolution stage
@@ -73,7 +73,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     train.progress_bar = True  # show a progress bar with rate and ETA
 
     config.eval = evaluation = ml_collections.ConfigDict()
-    evaluation.metrics = ()  # metrics beyond the eval step's: 'iwae' | 'fid' | 'kid' | 'parzen'
+    evaluation.metrics = ()  # metrics beyond the eval step's: 'iwae' | 'fid' | 'kid' |
+    # 'parzen' | 'classifier_score'
     evaluation.every = 0  # steps between eval.metrics while training; 0 = only --mode eval
     evaluation.num_samples = 10000  # fid/kid/parzen: generated images measured
     evaluation.reference_split = 'train'  # fid/kid: real images compared against
@@ -82,6 +83,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # ../shared/models/fid_inception/fid_inception_v3_2015_12_05.npz beside the repository
     evaluation.stats_dir = ''  # reference-feature cache; '' -> $GEN_MODELS_STATS_DIR or
     # ~/.cache/gen_models/reference_features
+    evaluation.feature_net = 'inception'  # fid/kid: 'inception' (standard) | 'classifier'
+    evaluation.classifier_workdir = ''  # workdir of a trained configs/classifier.py run:
+    # the 'classifier' feature net and the classifier score
     evaluation.feature_batch_size = 32  # fid/kid: images per feature-network call
     evaluation.kid_subsets = 100  # kid: random subset pairs averaged
     evaluation.kid_subset_size = 1000  # kid: images per subset

@@ -8,6 +8,7 @@ that cannot work together.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import ml_collections
@@ -94,6 +95,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         'a tuple of distinct names from ' + ' | '.join(repr(m) for m in metrics.METRICS),
     ),
     'eval.every': _at_least(0),
+    'eval.feature_net': _choice('inception', 'classifier'),
     'eval.num_samples': _at_least(2),
     'eval.reference_examples': ((lambda v: v == 0 or v >= 2), '0 (all) or >= 2'),
     'eval.feature_batch_size': _at_least(1),
@@ -169,8 +171,21 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
     names = config.eval.metrics
     if 'iwae' in names and config.model.name != 'vae':
         raise ConfigError('eval.metrics', names, "'iwae' needs a model with an encoder ('vae')")
+    if set(metrics.SAMPLE_METRICS) & set(names) and config.model.name == 'classifier':
+        raise ConfigError('eval.metrics', names, 'sample metrics need a generative model')
+    uses_features = bool({'fid', 'kid'} & set(names))
+    uses_classifier = 'classifier_score' in names or (
+        uses_features and config.eval.feature_net == 'classifier'
+    )
+    workdir = config.eval.classifier_workdir
+    if uses_classifier and not (workdir and (Path(workdir) / 'config.json').is_file()):
+        raise ConfigError(
+            'eval.classifier_workdir',
+            workdir,
+            'the workdir of a trained classifier (launch.py --config configs/classifier.py:mnist)',
+        )
     path = inception.inception_path(config.eval.inception_path)
-    if {'fid', 'kid'} & set(names) and not path.is_file():
+    if uses_features and config.eval.feature_net == 'inception' and not path.is_file():
         raise ConfigError(
             'eval.inception_path',
             str(path),

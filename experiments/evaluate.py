@@ -9,6 +9,7 @@ seed, so repeating an evaluation gives the same numbers.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,10 @@ import ml_collections
 import numpy as np
 
 from experiments import runtime
-from gen_models import data, images
-from gen_models.metrics import features, fid, likelihood
-from gen_models.models import TrainState
+from experiments.config_validation import ConfigError
+from gen_models import data, images, metrics
+from gen_models.metrics import features, fid, likelihood, scores
+from gen_models.models import TrainState, classifier
 
 Protocols = dict[str, dict[str, Any]]
 
@@ -50,9 +52,52 @@ def _iwae(run: runtime.Run, state: TrainState) -> tuple[dict[str, float], Protoc
     return {'iwae': value}, {'iwae': protocol}
 
 
-def _fid_kid(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], Protocols]:
+def load_classifier(
+    workdir: str | Path, batch_size: int, image_shape: tuple[int, ...]
+) -> tuple[features.FeatureNet, features.FeatureNet]:
+    """(features, probabilities) nets of the newest checkpoint of a classifier run, for images
+    of `image_shape`; named by its dataset and step, identified by its params' checksum."""
+    workdir = Path(workdir)
+    config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+    run = runtime.prepare(config)
+    if config.model.name != 'classifier' or tuple(run.info.image_shape) != tuple(image_shape):
+        raise ConfigError(
+            'eval.classifier_workdir',
+            str(workdir),
+            f'a classifier run on images of shape {tuple(image_shape)} '
+            f'(this is a {config.model.name!r} run on {config.dataset.name})',
+        )
+    state, step = runtime.restore_latest(run, workdir)
+    return features.classifier_nets(
+        classifier.make_net(config, run.info),
+        jax.device_get(state.params['classifier']),
+        f'classifier({config.dataset.name}, step {step})',
+        batch_size,
+    )
+
+
+def _feature_nets(config: ml_collections.ConfigDict, image_shape) -> dict[str, Any]:
+    """The nets the configured metrics need: 'features' (fid/kid), 'probabilities'."""
+    names = set(config.eval.metrics)
+    wants_features = bool(names & {'fid', 'kid'})
+    nets: dict[str, Any] = {}
+    if 'classifier_score' in names or (wants_features and config.eval.feature_net == 'classifier'):
+        classifier_features, nets['probabilities'] = load_classifier(
+            config.eval.classifier_workdir, config.eval.feature_batch_size, image_shape
+        )
+        if config.eval.feature_net == 'classifier':
+            nets['features'] = classifier_features
+    if wants_features and config.eval.feature_net == 'inception':
+        nets['features'] = features.inception_net(
+            config.eval.inception_path, config.eval.feature_batch_size
+        )
+    return nets
+
+
+def _fid_kid(
+    run: runtime.Run, net: features.FeatureNet, samples: np.ndarray
+) -> tuple[dict[str, float], Protocols]:
     config = run.config
-    net = features.inception_net(config.eval.inception_path, config.eval.feature_batch_size)
     reference = features.reference_features(
         net,
         config.dataset,
@@ -60,7 +105,7 @@ def _fid_kid(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], P
         config.eval.reference_examples or None,
         features.stats_dir(config.eval.stats_dir),
     )
-    generated = features.extract_features(net, images.to_uint8(samples, run.model.image_range))
+    generated = features.extract_features(net, samples)
     common = {
         'num_samples': len(generated),
         'samples': 'generated, quantised to uint8',
@@ -88,6 +133,21 @@ def _fid_kid(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], P
             **common,
         }
     return values, protocols
+
+
+def _classifier_score(
+    run: runtime.Run, net: features.FeatureNet, samples: np.ndarray
+) -> tuple[dict[str, float], Protocols]:
+    value = scores.classifier_score(features.extract_features(net, samples))
+    protocol = {
+        'metric': 'classifier score: exp(E KL(p(y|x) || p(y))), the Inception Score formula '
+        'with a classifier trained on the dataset, one split',
+        'num_samples': len(samples),
+        'samples': 'generated, quantised to uint8',
+        **net.protocol(),
+        'seed': run.config.seed,
+    }
+    return {'classifier_score': value}, {'classifier_score': protocol}
 
 
 def _parzen(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], Protocols]:
@@ -124,16 +184,20 @@ def _parzen(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], Pr
 def compute_metrics(run: runtime.Run, state: TrainState) -> tuple[dict[str, float], Protocols]:
     """The metrics named by `config.eval.metrics`: (values by name, protocol by metric).
 
-    Names were checked by config validation; fid, kid and parzen share one set of samples.
+    Names were checked by config validation; the sample metrics share one set of samples.
     """
     names = set(run.config.eval.metrics)
     parts = []
     if 'iwae' in names:
         parts.append(_iwae(run, state))
-    if names & {'fid', 'kid', 'parzen'}:
+    if names & set(metrics.SAMPLE_METRICS):
         samples = generate_samples(run, state, run.config.eval.num_samples)
+        quantised = images.to_uint8(samples, run.model.image_range)
+        nets = _feature_nets(run.config, run.info.image_shape)
         if names & {'fid', 'kid'}:
-            parts.append(_fid_kid(run, samples))
+            parts.append(_fid_kid(run, nets['features'], quantised))
+        if 'classifier_score' in names:
+            parts.append(_classifier_score(run, nets['probabilities'], quantised))
         if 'parzen' in names:
             parts.append(_parzen(run, samples))
     values: dict[str, float] = {}

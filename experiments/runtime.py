@@ -166,6 +166,8 @@ def save_samples(
     them and returns their paths, the others return [].
     """
     config, model = run.config, run.model
+    if model.generate is None:  # a classifier: nothing to draw
+        return []
     grids = {
         'samples': np.asarray(
             jax.jit(model.generate, static_argnums=2)(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -104,3 +105,43 @@ def test_missing_inception_weights_stop_eval_before_any_work(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: config.eval.inception_path='")
+
+
+def _tiny_classifier(data_dir, shared_data, workdir):
+    config = tiny('classifier', data_dir, str(shared_data), num_steps=60, batch_size=32)
+    config.train.update(eval_every=60, checkpoint_every=60, sample_every=60, eval_examples=200)
+    return train.train_and_evaluate(config, workdir)
+
+
+def test_classifier_trains_and_serves_as_feature_net(data_dir, shared_data, tmp_path):
+    trained = _tiny_classifier(data_dir, shared_data, tmp_path / 'classifier')
+    assert trained['metrics']['eval/accuracy'] > 0.5  # 10 classes: chance is 0.1
+    config = _eval_config(data_dir, tmp_path, ('fid', 'kid', 'classifier_score'))
+    config.dataset.update(name='mnist', source_dir=str(shared_data))
+    config.model.name = 'gan'
+    config.eval.update(
+        feature_net='classifier',
+        classifier_workdir=str(tmp_path / 'classifier'),
+        num_samples=40,
+        reference_examples=40,
+    )
+    train.train_and_evaluate(config, tmp_path / 'gan')
+    results = evaluate.evaluate(config, tmp_path / 'gan')
+    metrics, protocols = results['metrics'], results['metric_protocols']
+    assert 1.0 <= metrics['eval/classifier_score'] <= 10.0
+    assert metrics['eval/fid'] > 0
+    net, _ = evaluate.load_classifier(tmp_path / 'classifier', 8, (28, 28, 1))
+    for name in ('fid', 'kid', 'classifier_score'):
+        assert protocols[name]['feature_net_sha256'] == net.checksum
+    assert protocols['fid']['feature_net'] == 'classifier(mnist, step 60)/features'
+
+
+def test_classifier_for_other_images_is_a_config_error(data_dir, shared_data, tmp_path):
+    _tiny_classifier(data_dir, shared_data, tmp_path)
+    with pytest.raises(ConfigError, match='config.eval.classifier_workdir=.*shape'):
+        evaluate.load_classifier(tmp_path, 8, (32, 32, 3))
+
+
+@pytest.mark.parametrize('variant', ['mnist', 'fashion_mnist', 'cifar10'])
+def test_classifier_configs_are_valid(variant):
+    validate_config(importlib.import_module('configs.classifier').get_config(variant))

@@ -4,6 +4,11 @@
 - 'fid', 'kid': FID and KID of `eval.num_samples` generated images against a reference split,
   in the features of the standard FID Inception.
 - 'parzen': Parzen-window log-likelihood of the test split under generated samples.
+- 'classifier_score': the Inception Score formula with a classifier trained on the dataset.
+
+FID and KID use the standard FID Inception, or (`eval.feature_net = 'classifier'`) the
+penultimate layer of that classifier: fast dataset-specific variants.
 """
 
-METRICS = ('iwae', 'fid', 'kid', 'parzen')
+METRICS = ('iwae', 'fid', 'kid', 'parzen', 'classifier_score')
+SAMPLE_METRICS = ('fid', 'kid', 'parzen', 'classifier_score')  # need generated images

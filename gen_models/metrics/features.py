@@ -9,6 +9,7 @@ would be.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -17,9 +18,11 @@ from typing import Any
 
 import jax
 import numpy as np
+from flax import traverse_util
 
 from gen_models import data
 from gen_models.nets import inception
+from gen_models.nets.classifier import Classifier
 
 STATS_DIR_ENV = 'GEN_MODELS_STATS_DIR'
 DEFAULT_STATS_DIR = '~/.cache/gen_models/reference_features'
@@ -55,6 +58,37 @@ def inception_net(path: str = '', batch_size: int = 32) -> FeatureNet:
         dim=inception.FEATURE_DIM,
         batch_size=batch_size,
         apply=jax.jit(lambda images: model.apply({'params': params}, inception.preprocess(images))),
+    )
+
+
+def params_checksum(params: Any) -> str:
+    """sha256 (hex) over a params tree's paths, dtypes, shapes and bytes, in path order."""
+    digest = hashlib.sha256()
+    for path, value in sorted(traverse_util.flatten_dict(params, sep='/').items()):
+        value = np.ascontiguousarray(np.asarray(value))
+        digest.update(f'{path}:{value.dtype}:{value.shape}'.encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
+
+
+def classifier_nets(
+    module: Classifier, params: Any, name: str, batch_size: int
+) -> tuple[FeatureNet, FeatureNet]:
+    """A trained `Classifier` as two nets sharing one checksum: its penultimate features
+    and its class probabilities."""
+    checksum = params_checksum(params)
+    variables = {'params': params}
+
+    def net(suffix: str, fn: Callable, dim: int) -> FeatureNet:
+        return FeatureNet(f'{name}/{suffix}', checksum, dim, batch_size, jax.jit(fn))
+
+    return (
+        net('features', lambda x: module.apply(variables, x)[0], module.feature_dim),
+        net(
+            'probabilities',
+            lambda x: jax.nn.softmax(module.apply(variables, x)[1]),
+            module.num_classes,
+        ),
     )
 
 

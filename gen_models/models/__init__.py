@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gen_models.models import gan, vae
+from gen_models.models import classifier, gan, vae
 from gen_models.models.base import DATA_AXIS, ModelDef, TrainState
 
-MODEL_BUILDERS = {'gan': gan.build, 'vae': vae.build}
+MODEL_BUILDERS = {'gan': gan.build, 'vae': vae.build, 'classifier': classifier.build}
 
 
 def build_model(config, info) -> ModelDef:

@@ -45,7 +45,8 @@ class ModelDef:
     train_step: (state, batch, rng) -> (state, metrics); per device, pmean over DATA_AXIS.
     eval_step: (state, batch, rng) -> metric *sums* over the batch's real examples
       (batch['mask'] == 1) plus 'count', psum'd over DATA_AXIS; the loop divides.
-    generate: (state, rng, num, labels=None) -> images in `image_range`.
+    generate: (state, rng, num, labels=None) -> images in `image_range`; None for models that
+      generate nothing (the classifier used as a feature network).
     reconstruct: (state, images, rng) -> images, for models with an encoder, else None.
     transform: (state, images, rng) -> transformed images, for image-transformation models.
     log_weights: (state, batch, rng, offset, num) -> (B, num) importance log-weights
@@ -56,7 +57,7 @@ class ModelDef:
     init: Callable[..., TrainState]
     train_step: Callable[..., tuple[TrainState, Metrics]]
     eval_step: Callable[..., Metrics]
-    generate: Callable[..., jax.Array]
+    generate: Callable[..., jax.Array] | None
     image_range: tuple[float, float]
     reconstruct: Callable[..., jax.Array] | None = None
     transform: Callable[..., jax.Array] | None = None
