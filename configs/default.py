@@ -67,7 +67,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     train.checkpoint_every = 500  # steps between checkpoints (and at the end)
     train.sample_every = 500  # steps between sample grids (and at the end)
     train.keep_checkpoints = 3  # checkpoints kept on disk (oldest deleted)
-    train.eval_batch_size = 100  # global batch of evaluation
+    train.eval_batch_size = 128  # global batch of evaluation (a power of two, like
+    # batch_size, so that it splits over 1, 2, 4, 8 ... devices)
     train.eval_examples = 0  # examples of the eval split used; 0 = all
     train.num_samples = 64  # images in each sample grid
     train.progress_bar = True  # show a progress bar with rate and ETA
