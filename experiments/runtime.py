@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from experiments import logs
+from experiments import logs, programs
 from experiments.config_validation import ConfigError, check_image_shape, validate_config
 from gen_models import data, images, parallel
 from gen_models.checkpoints import Checkpointer
@@ -83,8 +84,22 @@ def initial_state(run: Run) -> TrainState:
         'image': np.zeros((1, *run.info.image_shape), np.uint8),
         'label': np.zeros((1,), np.int32),
     }
-    state = jax.jit(run.model.init)(run.keys['init'], example)
+    state = _compiled(run, 'init')(run.keys['init'], example)
     return parallel.replicate(state, run.mesh)
+
+
+def train_step(run: Run) -> Callable:
+    """(state, batch, base_rng) -> (state, metrics): the model's train step over the mesh,
+    compiled once per process for all configs that differ only in shape-free hyperparameters
+    (`experiments/programs.py`); donates the state."""
+    return _compiled(run, 'train_step')
+
+
+def _compiled(run: Run, name: str) -> Callable:
+    """Program `name` of the run's config structure, fed the run's hyperparameters."""
+    program = getattr(programs.programs(run.config, run.info, run.mesh), name)
+    hparams = programs.hyperparameters(run.config)
+    return lambda *args: program(*args, hparams)
 
 
 def checkpointer(run: Run, workdir: Path) -> Checkpointer:
@@ -129,8 +144,10 @@ def evaluate_state(run: Run, state: TrainState, eval_step=None) -> dict[str, flo
     'count'; batch i gets the key fold_in(eval key, i) whatever the step.
     """
     config = run.config
-    step_fn = parallel.eval_step(
-        eval_step or run.model.eval_step, run.mesh, config.parallel.backend
+    step_fn = (
+        _compiled(run, 'eval_step')
+        if eval_step is None
+        else parallel.eval_step(eval_step, run.mesh, config.parallel.backend)
     )
     batches = data.make_eval_iterator(
         config.dataset,

@@ -102,7 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         logs.write_json(workdir / 'environment.json', environment.collect_environment())
 
     num_steps = train_config.num_steps
-    step_fn = parallel.train_step(run.model.train_step, run.mesh, config.parallel.backend)
+    step_fn = runtime.train_step(run)
     batches = data.make_train_iterator(
         config.dataset,
         batch_size=train_config.batch_size,
