@@ -94,4 +94,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     evaluation.iwae_chunk = 100  # iwae: samples decoded per image at once (memory)
     evaluation.parzen_validation_split = 'train[-10000:]'  # parzen: split choosing sigma
     evaluation.parzen_sigmas = tuple(10 ** (i / 9 - 1) for i in range(10))  # 0.1 .. 1
+
+    config.sweep = sweep = ml_collections.ConfigDict()  # launch.py --mode sweep (get_sweep())
+    sweep.metric = 'eval/elbo'  # results.json metric that ranks trials and is plotted
+    sweep.mode = 'max'  # 'max' | 'min': which end of sweep.metric is best
     return config

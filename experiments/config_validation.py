@@ -107,6 +107,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         (lambda v: len(v) > 0 and all(isinstance(s, (int, float)) and s > 0 for s in v)),
         'a non-empty tuple of positive numbers',
     ),
+    'sweep.metric': ((lambda v: '/' in v), "a results.json metric such as 'eval/elbo'"),
+    'sweep.mode': _choice('max', 'min'),
 }
 
 
