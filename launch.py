@@ -1,7 +1,8 @@
-"""The one command line: train, evaluate or sample an experiment config.
+"""The one command line: train, evaluate, sample or sweep an experiment config.
 
   python launch.py --config configs/vae_mnist.py --workdir runs/vae --config.lr=3e-4
   python launch.py --config configs/dcgan_mnist.py:minimax --workdir runs/gan --mode sample
+  python launch.py --config configs/vae_mlp_mnist.py --workdir sweeps/lr --mode sweep --parallel 2
   python launch.py ... --coordinator_address host0:1234 --num_processes 2 --process_id 0
 
 Bad flags or config values print one line naming the key, the value and what is
@@ -15,11 +16,11 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import evaluate, runtime, sample, train
+from experiments import evaluate, runtime, sample, sweep, train
 from experiments.config_validation import ConfigError
 from gen_models import distributed
 
-MODES = ('train', 'eval', 'sample')
+MODES = ('train', 'eval', 'sample', 'sweep')
 EXIT_USAGE = 2
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -27,6 +28,8 @@ _CONFIG = config_flags.DEFINE_config_file(
 )
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run (created if needed).')
 _MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to do with the config.')
+_PARALLEL = flags.DEFINE_integer('parallel', 1, 'Sweep: trials run at once, each a process.')
+_DRY_RUN = flags.DEFINE_bool('dry_run', False, "Sweep: list the trials, don't run them.")
 _DISTRIBUTED = flags.DEFINE_enum(
     'distributed',
     'auto',
@@ -89,12 +92,27 @@ def main(argv: list[str]) -> None:
     try:
         if _MODE.value == 'train':
             _print_results(train.train_and_evaluate(config, _WORKDIR.value))
+        elif _MODE.value == 'sweep':
+            sys.exit(
+                sweep.launch(
+                    config,
+                    flags.FLAGS['config'],
+                    _WORKDIR.value,
+                    parallel=_PARALLEL.value,
+                    dry_run=_DRY_RUN.value,
+                )
+            )
         elif _MODE.value == 'eval':
             _print_results(evaluate.evaluate(config, _WORKDIR.value))
         else:
             for path in sample.sample(config, _WORKDIR.value):
                 print(path)
-    except (ConfigError, FileNotFoundError, runtime.IncompatibleCheckpointError) as error:
+    except (
+        ConfigError,
+        FileNotFoundError,
+        runtime.IncompatibleCheckpointError,
+        sweep.SweepError,
+    ) as error:
         _usage_error(str(error))
     except train.TrainingInterrupted as error:
         logging.warning('%s', error)

@@ -1,10 +1,12 @@
 """Kingma & Welling 2013: 784-500-20 tanh MLP VAE on MNIST, Bernoulli decoder.
 
 The paper trains with Adagrad (lr 0.01..0.1) and batch 100; this config keeps those and
-binarises dynamically. `:adam` swaps in Adam(1e-3).
+binarises dynamically. `:adam` swaps in Adam(1e-3). `get_sweep` (`--mode sweep`): four
+learning rates x two seeds.
 """
 
 from configs import default
+from experiments import sweep_algebra as hyper
 
 
 def get_config(arg: str | None = None):
@@ -29,3 +31,10 @@ def get_config(arg: str | None = None):
     config.train.checkpoint_every = 1200
     config.train.sample_every = 1200
     return config
+
+
+def get_sweep(arg: str | None = None) -> hyper.Sweep:
+    """Learning rate x seed over the paper's Adagrad range (or around Adam's 1e-3)."""
+    default.check_variant(arg, ('adam',))
+    rates = [3e-4, 1e-3, 3e-3, 1e-2] if arg == 'adam' else [0.01, 0.02, 0.05, 0.1]
+    return hyper.product(hyper.sweep('lr', rates), hyper.seeds(2))
