@@ -1,121 +1,288 @@
-"""Training-step throughput and compile time of experiment configs on this machine.
+"""Training throughput of experiment configs, against the same nets in PyTorch eager.
 
   python -m experiments.benchmark --configs dcgan_mnist,vae_mnist,vae_mlp_mnist \
       --batch_size 64 --out runs/benchmark.json
 
-Runs the real jitted, data-parallel train step on synthetic uint8 batches of the
-dataset's shape (so data loading is excluded; the train loop logs input wait
-separately). Compile time is lowering + compilation; throughput is the median over
-repeats of timed blocks of steps, after warm-up. Prints a Markdown table.
+For each config, the real jitted data-parallel train step runs on batches from the
+config's real input pipeline (so input wait is measured as in training), and, unless
+`--torch=false` or torch is missing, the twin model of `experiments.torch_reference` runs
+on batches from an identical pipeline. Timed blocks of steps alternate between the two
+(JAX first on even repeats, torch first on odd ones) after warm-up, so load from other
+processes hits both alike; figures are medians over blocks, and `vs torch` is the median
+of the per-repeat ratios. Reported per model: images/s, ms/step, compile seconds
+(lowering + compilation, from the persistent cache when it is warm), the fraction of step
+time spent waiting for input, and GFLOP/s (XLA's count of the step's FLOPs, the same work
+for both) against the float32 matmul rate measured in the same run. Prints a Markdown
+table; `--out` writes JSON.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
-import json
+import os
+import platform
 import statistics
+import sys
 import time
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from gen_models import parallel
-from gen_models.models import build_model
+from experiments import logs, runtime
+from gen_models import data, parallel
 
 _CONFIGS = flags.DEFINE_list(
     'configs', ['dcgan_mnist', 'vae_mnist', 'vae_mlp_mnist'], 'Config modules under configs/.'
 )
-_BATCH = flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
+_BATCH = flags.DEFINE_integer('batch_size', 64, 'Global batch size of every config.')
 _STEPS = flags.DEFINE_integer('steps', 20, 'Steps per timed block.')
-_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed blocks; the median is reported.')
+_REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed blocks per framework; medians reported.')
+_WARMUP = flags.DEFINE_integer('warmup', 5, 'Untimed steps per framework before timing.')
+_TORCH = flags.DEFINE_bool('torch', True, 'Also time the PyTorch eager twin (needs torch).')
+_TORCH_THREADS = flags.DEFINE_list(
+    'torch_threads',
+    ['1', 'default'],
+    "Intra-op thread counts to time torch with ('default': torch's own choice); the JAX "
+    'speed-up is relative to the fastest.',
+)
 _OUT = flags.DEFINE_string('out', None, 'Optional JSON output path.')
 
-NATIVE_SHAPES = {
-    'mnist': (28, 28, 1),
-    'fashion_mnist': (28, 28, 1),
-    'cifar10': (32, 32, 3),
-    'frey_faces': (28, 20, 1),
-}
+Block = Callable[[int], tuple[float, float]]
+MATMUL_SIDE = 1024
 
 
-@dataclasses.dataclass(frozen=True)
-class SyntheticInfo:
-    """The dataset facts a model needs, without touching the data."""
+def _timed_block(step: Callable[[Any], None], batches: Iterator, sync: Callable[[], None]) -> Block:
+    """A function running n steps on batches from `batches`: (seconds, seconds in next())."""
 
-    image_shape: tuple[int, int, int]
-    num_classes: int = 10
+    def run(num_steps: int) -> tuple[float, float]:
+        start = time.perf_counter()
+        wait = 0.0
+        for _ in range(num_steps):
+            wait_start = time.perf_counter()
+            batch = next(batches)
+            wait += time.perf_counter() - wait_start
+            step(batch)
+        sync()
+        return time.perf_counter() - start, wait
+
+    return run
 
 
-def benchmark_config(name: str, batch_size: int, steps: int, repeats: int) -> dict:
-    """Compile seconds and steady-state images/s of one config's train step."""
-    config = importlib.import_module(f'configs.{name}').get_config()
-    config.train.batch_size = batch_size
-    shape = NATIVE_SHAPES.get(config.dataset.name, (config.dataset.shapes_resolution,) * 2 + (1,))
-    model = build_model(config, SyntheticInfo(shape))
-    mesh = parallel.make_mesh()
-    rng = np.random.default_rng(0)
-    batch = parallel.shard_batch(
-        {
-            'image': rng.integers(0, 256, (batch_size, *shape), dtype=np.uint8),
-            'label': rng.integers(0, 10, (batch_size,), dtype=np.int32),
-        },
-        mesh,
-    )
-    state = parallel.replicate(jax.jit(model.init)(jax.random.key(0), batch), mesh)
-    step = parallel.train_step(model.train_step, mesh)
-    key = jax.random.key(1)
-
-    start = time.perf_counter()
-    compiled = step.lower(state, batch, key).compile()
-    compile_seconds = time.perf_counter() - start
-    for _ in range(3):
-        state, metrics = compiled(state, batch, key)
-    jax.block_until_ready(state)
-    block_seconds = []
+def matmul_gflops(side: int = MATMUL_SIDE, repeats: int = 10) -> float:
+    """This machine's float32 matmul rate through XLA: median of `repeats` products."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((side, side)), jnp.float32)
+    matmul = jax.jit(jnp.dot)
+    jax.block_until_ready(matmul(a, a))
+    seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ in range(steps):
-            state, metrics = compiled(state, batch, key)
-        jax.block_until_ready((state, metrics))
-        block_seconds.append(time.perf_counter() - start)
-    step_seconds = statistics.median(block_seconds) / steps
-    return {
-        'config': name,
-        'batch_size': batch_size,
-        'image_shape': list(shape),
+        jax.block_until_ready(matmul(a, a))
+        seconds.append(time.perf_counter() - start)
+    return 2 * side**3 / statistics.median(seconds) / 1e9
+
+
+def load_config(name: str, batch_size: int):
+    """configs/<name>.py[:variant] with the benchmark's batch size."""
+    module, _, variant = name.partition(':')
+    config = importlib.import_module(f'configs.{module}').get_config(variant or None)
+    config.train.batch_size = batch_size
+    return config
+
+
+def jax_block(config) -> tuple[Block, dict[str, Any]]:
+    """The config's compiled train step fed by its input pipeline, and compile facts."""
+    run = runtime.prepare(config)
+    batches = (
+        parallel.shard_batch(batch, run.mesh)
+        for batch in data.make_train_iterator(
+            config.dataset, batch_size=config.train.batch_size, seed=config.seed
+        )
+    )
+    state = runtime.initial_state(run)
+    key = run.keys['train']
+    step_fn = parallel.train_step(run.model.train_step, run.mesh)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        start = time.perf_counter()
+        compiled = step_fn.lower(state, next(batches), key).compile()
+        compile_seconds = time.perf_counter() - start
+    cost = compiled.cost_analysis()
+    holder = {'state': state}
+
+    def step(batch):
+        holder['state'], _ = compiled(holder['state'], batch, key)
+
+    facts = {
         'compile_seconds': compile_seconds,
-        'step_ms': 1e3 * step_seconds,
+        'flops_per_step': float((cost[0] if isinstance(cost, list) else cost)['flops']),
+        'donation_warnings': sum('donated' in str(w.message) for w in caught),
+        'image_shape': list(run.info.image_shape),
+    }
+    return _timed_block(step, batches, lambda: jax.block_until_ready(holder['state'])), facts
+
+
+def torch_blocks(config, image_shape, thread_counts: list[int]) -> dict[str, Block]:
+    """The PyTorch eager twin's train step fed by an identical input pipeline, one block
+    function per intra-op thread count (one model, trained on by all of them)."""
+    import torch
+
+    from experiments import torch_reference
+
+    model = torch_reference.build(config, image_shape)
+    batches = (
+        torch_reference.to_torch_images(batch['image'])
+        for batch in data.make_train_iterator(
+            config.dataset, batch_size=config.train.batch_size, seed=config.seed
+        )
+    )
+    run = _timed_block(model.train_step, batches, lambda: None)
+
+    def with_threads(threads: int) -> Block:
+        def run_with_threads(num_steps: int) -> tuple[float, float]:
+            torch.set_num_threads(threads)
+            return run(num_steps)
+
+        return run_with_threads
+
+    return {f'torch ({n} thread{"s" if n > 1 else ""})': with_threads(n) for n in thread_counts}
+
+
+def _summary(blocks: list[tuple[float, float]], steps: int, batch_size: int) -> dict[str, float]:
+    step_seconds = statistics.median(seconds for seconds, _ in blocks) / steps
+    return {
         'images_per_second': batch_size / step_seconds,
-        'devices': f'{jax.device_count()} x {jax.devices()[0].device_kind}',
+        'step_ms': 1e3 * step_seconds,
+        'input_wait_fraction': statistics.median(wait / seconds for seconds, wait in blocks),
     }
 
 
-def markdown_table(rows: list[dict]) -> str:
+def benchmark_config(
+    name: str, config, steps: int, repeats: int, warmup: int, torch_threads: list[int]
+) -> list[dict[str, Any]]:
+    """One row per framework (and torch thread count) for `config`, labelled `name`; timed
+    blocks rotate over the frameworks, reversing the order every other repeat."""
+    batch_size = config.train.batch_size
+    jax_run, facts = jax_block(config)
+    blocks = {'jax': jax_run}
+    if torch_threads:
+        blocks.update(torch_blocks(config, facts['image_shape'], torch_threads))
+    timings: dict[str, list[tuple[float, float]]] = {framework: [] for framework in blocks}
+    for block in blocks.values():
+        block(warmup)
+    order = list(blocks)
+    for repeat in range(repeats):
+        for framework in order if repeat % 2 == 0 else order[::-1]:
+            timings[framework].append(blocks[framework](steps))
+    rows = []
+    for framework, framework_blocks in timings.items():
+        summary = _summary(framework_blocks, steps, batch_size)
+        rows.append(
+            {
+                'config': name,
+                'framework': framework,
+                'batch_size': batch_size,
+                'image_shape': facts['image_shape'],
+                **summary,
+                'gflops': facts['flops_per_step'] * summary['images_per_second'] / batch_size / 1e9,
+            }
+        )
+    rows[0].update(facts)
+    if torch_threads:
+        fastest = min(order[1:], key=lambda f: statistics.median(s for s, _ in timings[f]))
+        rows[0]['vs_torch'] = statistics.median(
+            torch_seconds / jax_seconds
+            for (jax_seconds, _), (torch_seconds, _) in zip(timings['jax'], timings[fastest])
+        )
+        rows[0]['vs_torch_of'] = fastest
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]], matmul_rate: float) -> str:
+    """One line per (config, framework)."""
     lines = [
-        '| config | batch | img/s | ms/step | compile s | devices |',
-        '|---|---|---|---|---|---|',
+        '| config | framework | img/s | ms/step | vs torch | compile s | input wait | '
+        f'GFLOP/s | of matmul ({matmul_rate:.0f} GFLOP/s) |',
+        '|---|---|---|---|---|---|---|---|---|',
     ]
-    lines += [
-        f'| {r["config"]} | {r["batch_size"]} | {r["images_per_second"]:.0f} | '
-        f'{r["step_ms"]:.1f} | {r["compile_seconds"]:.2f} | {r["devices"]} |'
-        for r in rows
-    ]
+    for r in rows:
+        vs_torch = f'{r["vs_torch"]:.2f}x' if 'vs_torch' in r else ''
+        compile_s = f'{r["compile_seconds"]:.2f}' if 'compile_seconds' in r else '-'
+        lines.append(
+            f'| {r["config"]} | {r["framework"]} | {r["images_per_second"]:.0f} | '
+            f'{r["step_ms"]:.1f} | {vs_torch} | {compile_s} | '
+            f'{100 * r["input_wait_fraction"]:.1f}% | {r["gflops"]:.1f} | '
+            f'{100 * r["gflops"] / matmul_rate:.0f}% |'
+        )
     return '\n'.join(lines)
+
+
+def torch_thread_counts(requested: list[str]) -> tuple[list[int], str]:
+    """Thread counts to time torch with ('default' = torch's own), and a note on torch;
+    no counts when torch is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return [], "torch is not installed (pip install -e '.[bench]')"
+    default = torch.get_num_threads()
+    counts = sorted({default if n == 'default' else int(n) for n in requested})
+    return counts, f'torch {torch.__version__} (default {default} threads)'
+
+
+def run_benchmark(
+    configs: dict[str, Any],
+    steps: int,
+    repeats: int,
+    warmup: int,
+    torch_threads: list[str],
+) -> dict[str, Any]:
+    """Rows of every config (by label) plus the machine facts they are relative to. `torch_threads`:
+    thread counts to time the torch twin with (see --torch_threads); empty for none."""
+    thread_counts, torch_note = torch_thread_counts(torch_threads) if torch_threads else ([], '')
+    if torch_threads and not thread_counts:
+        print(f'benchmark: skipping PyTorch: {torch_note}', file=sys.stderr)
+    load_before = os.getloadavg()
+    matmul_rate = matmul_gflops()
+    rows = [
+        row
+        for name, config in configs.items()
+        for row in benchmark_config(name, config, steps, repeats, warmup, thread_counts)
+    ]
+    return {
+        'rows': rows,
+        'matmul_gflops': matmul_rate,
+        'load_average_before_after': [load_before[0], os.getloadavg()[0]],
+        'machine': {
+            'cpu_count': os.cpu_count(),
+            'processor': platform.processor() or platform.machine(),
+            'jax': jax.__version__,
+            'devices': f'{jax.device_count()} x {jax.devices()[0].device_kind}',
+            'torch': torch_note or None,
+            'xla_flags': os.environ.get('XLA_FLAGS', ''),
+        },
+        'command': ' '.join(sys.argv),
+        'settings': {'steps': steps, 'repeats': repeats, 'warmup': warmup},
+    }
 
 
 def main(argv):
     del argv
-    rows = [
-        benchmark_config(name, _BATCH.value, _STEPS.value, _REPEATS.value)
-        for name in _CONFIGS.value
-    ]
-    print(markdown_table(rows))
+    runtime.enable_compilation_cache()
+    result = run_benchmark(
+        {name: load_config(name, _BATCH.value) for name in _CONFIGS.value},
+        _STEPS.value,
+        _REPEATS.value,
+        _WARMUP.value,
+        _TORCH_THREADS.value if _TORCH.value else [],
+    )
+    print(markdown_table(result['rows'], result['matmul_gflops']))
     if _OUT.value:
-        Path(_OUT.value).parent.mkdir(parents=True, exist_ok=True)
-        Path(_OUT.value).write_text(json.dumps(rows, indent=2))
+        logs.write_json(Path(_OUT.value), result)
 
 
 if __name__ == '__main__':

@@ -132,3 +132,31 @@ def test_unsupported_options_raise(kwargs):
     layer = fast_conv.ConvTranspose(2, (4, 4), strides=(2, 2), **kwargs)
     with pytest.raises(NotImplementedError):
         layer.init(jax.random.key(0), jnp.zeros((1, 5, 5, 3)))
+
+
+def test_keep_mask_rate_and_independence():
+    """Keep rates match Bernoulli(p) (binomial 5-sigma bounds); halves of a word agree
+    no more often than independent draws would."""
+    n = 200_000
+    for keep_rate in (0.7, 0.5, 0.05):
+        mask = np.asarray(fast_conv.keep_mask(jax.random.key(3), (n,), keep_rate))
+        assert abs(mask.mean() - keep_rate) < 5 * np.sqrt(keep_rate * (1 - keep_rate) / n)
+        pairs = mask.reshape(-1, 2)
+        both = np.mean(pairs[:, 0] & pairs[:, 1])
+        assert abs(both - keep_rate**2) < 5 * np.sqrt(keep_rate**2 / (n / 2))
+    odd = fast_conv.keep_mask(jax.random.key(3), (3, 5, 7), 0.7)
+    assert odd.shape == (3, 5, 7) and odd.dtype == jnp.bool_
+
+
+def test_dropout_scales_kept_units_and_is_keyed():
+    x = jnp.ones((4, 8, 8, 16))
+    layer = fast_conv.Dropout(rate=0.3)
+    out = layer.apply({}, x, rngs={'dropout': jax.random.key(0)})
+    again = layer.apply({}, x, rngs={'dropout': jax.random.key(0)})
+    other = layer.apply({}, x, rngs={'dropout': jax.random.key(1)})
+    np.testing.assert_array_equal(out, again)
+    assert not np.array_equal(out, other)
+    np.testing.assert_allclose(np.unique(np.asarray(out)), [0.0, 1 / 0.7], rtol=1e-6)
+    grad = jax.grad(lambda x: jnp.sum(layer.apply({}, x, rngs={'dropout': jax.random.key(0)})))(x)
+    np.testing.assert_array_equal(grad, out)  # d(sum)/dx is the scaled mask, as is out for x=1
+    np.testing.assert_array_equal(fast_conv.Dropout(0.3, deterministic=True).apply({}, x), x)

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_models.nets.fast_conv import ConvTranspose
+from gen_models.nets.fast_conv import ConvTranspose, Dropout
 
 MIN_BASE_SIDE = 4
 
@@ -94,7 +94,8 @@ class DownConvStack(nn.Module):
     """[Conv stride 2 -> LeakyReLU(0.2) -> Dropout]* -> flatten -> Dense(outputs).
 
     Channels double at every stage from `width`. Serves as the DCGAN discriminator
-    (outputs=1, a logit) and as the conv VAE encoder (outputs=2*latent).
+    (outputs=1, a logit) and as the conv VAE encoder (outputs=2*latent). Dropout is
+    `fast_conv.Dropout` (nn.Dropout's distribution, half its random-number work).
     """
 
     outputs: int
@@ -115,5 +116,5 @@ class DownConvStack(nn.Module):
             )(h)
             h = nn.leaky_relu(h, negative_slope=0.2)
             if self.dropout_rate > 0:
-                h = nn.Dropout(self.dropout_rate, deterministic=not train)(h)
+                h = Dropout(self.dropout_rate, deterministic=not train)(h)
         return nn.Dense(self.outputs)(h.reshape(h.shape[0], -1))

@@ -1,4 +1,4 @@
-"""A transposed convolution whose kernel gradient is fast on XLA-CPU.
+"""Drop-in layers that XLA-CPU runs fast: a transposed convolution and dropout.
 
 `lax.conv_transpose` is a convolution of the input dilated by the stride. XLA
 differentiates it with respect to the kernel as a convolution of that dilated input with
@@ -8,16 +8,19 @@ equivalent *strided* convolution of the output gradient, which XLA-CPU runs fast
 `conv_transpose` computes the same function as `lax.conv_transpose` and takes its kernel
 gradient that way (a custom VJP); `ConvTranspose` is a drop-in for
 `flax.linen.ConvTranspose` with the same parameters, initialisers and module name, so
-checkpoints and initial values do not change.
+checkpoints and initial values do not change. `Dropout` draws its masks with half the
+random-number work of `flax.linen.Dropout` (see `keep_mask`).
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 Padding = tuple[tuple[int, int], ...]
@@ -171,3 +174,32 @@ class ConvTranspose(nn.ConvTranspose):
             self.precision,
         )
         return y if bias is None else y + bias
+
+
+def keep_mask(rng: jax.Array, shape: Sequence[int], keep_rate: float) -> jax.Array:
+    """Boolean Bernoulli(keep_rate) draws from 16-bit uniforms, two per 32-bit random word.
+
+    Threefry makes one 32-bit word per element whatever the dtype asked for, so this halves
+    the random-number work of `jax.random.bernoulli` (most of a dropout layer's cost on
+    CPU); keep_rate is rounded to a multiple of 2**-16.
+    """
+    size = math.prod(shape)
+    words = jax.random.bits(rng, (-(-size // 2),), jnp.uint32)
+    halves = lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)[:size].reshape(shape)
+    return halves.astype(jnp.uint32) < jnp.uint32(round(keep_rate * 2**16))
+
+
+class Dropout(nn.Module):
+    """Inverted dropout (`flax.linen.Dropout`'s function and rng collection 'dropout'), its
+    masks drawn by `keep_mask`: a different random stream, the same distribution."""
+
+    rate: float
+    deterministic: bool = False
+
+    @nn.compact
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        if self.deterministic or self.rate == 0.0:
+            return inputs
+        keep_rate = 1.0 - self.rate
+        mask = keep_mask(self.make_rng('dropout'), inputs.shape, keep_rate)
+        return jnp.where(mask, inputs / keep_rate, jnp.zeros_like(inputs))
