@@ -75,7 +75,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.eval = evaluation = ml_collections.ConfigDict()
     evaluation.metrics = ()  # metrics beyond the eval step's: 'iwae' | 'fid' | 'kid' |
-    # 'parzen' | 'classifier_score'
+    # 'parzen' | 'classifier_score' | 'precision_recall'
     evaluation.every = 0  # steps between eval.metrics while training; 0 = only --mode eval
     evaluation.num_samples = 10000  # fid/kid/parzen: generated images measured
     evaluation.reference_split = 'train'  # fid/kid: real images compared against
@@ -84,12 +84,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # ../shared/models/fid_inception/fid_inception_v3_2015_12_05.npz beside the repository
     evaluation.stats_dir = ''  # reference-feature cache; '' -> $GEN_MODELS_STATS_DIR or
     # ~/.cache/gen_models/reference_features
-    evaluation.feature_net = 'inception'  # fid/kid: 'inception' (standard) | 'classifier'
+    evaluation.feature_net = 'inception'  # fid/kid/precision_recall: 'inception' | 'classifier'
     evaluation.classifier_workdir = ''  # workdir of a trained configs/classifier.py run:
     # the 'classifier' feature net and the classifier score
     evaluation.feature_batch_size = 32  # fid/kid: images per feature-network call
     evaluation.kid_subsets = 100  # kid: random subset pairs averaged
     evaluation.kid_subset_size = 1000  # kid: images per subset
+    evaluation.pr_neighbours = 3  # precision_recall: k of the k-NN balls
     evaluation.iwae_samples = 5000  # iwae: importance samples k per image (Burda et al.)
     evaluation.iwae_chunk = 100  # iwae: samples decoded per image at once (memory)
     evaluation.parzen_validation_split = 'train[-10000:]'  # parzen: split choosing sigma

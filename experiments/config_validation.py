@@ -101,6 +101,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'eval.feature_batch_size': _at_least(1),
     'eval.kid_subsets': _at_least(1),
     'eval.kid_subset_size': _at_least(2),
+    'eval.pr_neighbours': _at_least(1),
     'eval.iwae_samples': _at_least(1),
     'eval.iwae_chunk': _at_least(1),
     'eval.parzen_sigmas': (
@@ -175,7 +176,7 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
         raise ConfigError('eval.metrics', names, "'iwae' needs a model with an encoder ('vae')")
     if set(metrics.SAMPLE_METRICS) & set(names) and config.model.name == 'classifier':
         raise ConfigError('eval.metrics', names, 'sample metrics need a generative model')
-    uses_features = bool({'fid', 'kid'} & set(names))
+    uses_features = bool(set(metrics.FEATURE_METRICS) & set(names))
     uses_classifier = 'classifier_score' in names or (
         uses_features and config.eval.feature_net == 'classifier'
     )

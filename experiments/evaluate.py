@@ -20,7 +20,7 @@ import numpy as np
 from experiments import runtime
 from experiments.config_validation import ConfigError
 from gen_models import data, images, metrics
-from gen_models.metrics import features, fid, likelihood, scores
+from gen_models.metrics import features, fid, likelihood, precision_recall, scores
 from gen_models.models import TrainState, classifier
 
 Protocols = dict[str, dict[str, Any]]
@@ -79,7 +79,7 @@ def load_classifier(
 def _feature_nets(config: ml_collections.ConfigDict, image_shape) -> dict[str, Any]:
     """The nets the configured metrics need: 'features' (fid/kid), 'probabilities'."""
     names = set(config.eval.metrics)
-    wants_features = bool(names & {'fid', 'kid'})
+    wants_features = bool(names & set(metrics.FEATURE_METRICS))
     nets: dict[str, Any] = {}
     if 'classifier_score' in names or (wants_features and config.eval.feature_net == 'classifier'):
         classifier_features, nets['probabilities'] = load_classifier(
@@ -94,9 +94,10 @@ def _feature_nets(config: ml_collections.ConfigDict, image_shape) -> dict[str, A
     return nets
 
 
-def _fid_kid(
+def _feature_metrics(
     run: runtime.Run, net: features.FeatureNet, samples: np.ndarray
 ) -> tuple[dict[str, float], Protocols]:
+    """FID, KID, precision and recall (those configured) in the features of `net`."""
     config = run.config
     reference = features.reference_features(
         net,
@@ -130,6 +131,15 @@ def _fid_kid(
             'kid_std is the std over subsets',
             'subsets': config.eval.kid_subsets,
             'subset_size': min(config.eval.kid_subset_size, len(generated), len(reference)),
+            **common,
+        }
+    if 'precision_recall' in config.eval.metrics:
+        values['precision'], values['recall'] = precision_recall.precision_recall(
+            reference, generated, config.eval.pr_neighbours
+        )
+        protocols['precision_recall'] = {
+            'metric': 'improved precision and recall (Kynkaanniemi et al. 2019), k-NN balls',
+            'neighbours': config.eval.pr_neighbours,
             **common,
         }
     return values, protocols
@@ -194,8 +204,8 @@ def compute_metrics(run: runtime.Run, state: TrainState) -> tuple[dict[str, floa
         samples = generate_samples(run, state, run.config.eval.num_samples)
         quantised = images.to_uint8(samples, run.model.image_range)
         nets = _feature_nets(run.config, run.info.image_shape)
-        if names & {'fid', 'kid'}:
-            parts.append(_fid_kid(run, nets['features'], quantised))
+        if names & set(metrics.FEATURE_METRICS):
+            parts.append(_feature_metrics(run, nets['features'], quantised))
         if 'classifier_score' in names:
             parts.append(_classifier_score(run, nets['probabilities'], quantised))
         if 'parzen' in names:

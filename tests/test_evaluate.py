@@ -73,7 +73,7 @@ def test_metrics_are_logged_at_their_cadence_during_training(data_dir, tmp_path)
 @pytest.mark.parametrize(
     'metrics,model,allowed',
     [
-        (('fid', 'bleu'), 'vae', "'iwae' | 'fid' | 'kid' | 'parzen'"),
+        (('fid', 'bleu'), 'vae', "'iwae' | 'fid' | 'kid' | 'precision_recall' | 'parzen'"),
         (('fid', 'fid'), 'vae', 'distinct names'),
         (('iwae',), 'gan', 'needs a model with an encoder'),
     ],
@@ -116,7 +116,8 @@ def _tiny_classifier(data_dir, shared_data, workdir):
 def test_classifier_trains_and_serves_as_feature_net(data_dir, shared_data, tmp_path):
     trained = _tiny_classifier(data_dir, shared_data, tmp_path / 'classifier')
     assert trained['metrics']['eval/accuracy'] > 0.5  # 10 classes: chance is 0.1
-    config = _eval_config(data_dir, tmp_path, ('fid', 'kid', 'classifier_score'))
+    names = ('fid', 'kid', 'classifier_score', 'precision_recall')
+    config = _eval_config(data_dir, tmp_path, names)
     config.dataset.update(name='mnist', source_dir=str(shared_data))
     config.model.name = 'gan'
     config.eval.update(
@@ -130,8 +131,9 @@ def test_classifier_trains_and_serves_as_feature_net(data_dir, shared_data, tmp_
     metrics, protocols = results['metrics'], results['metric_protocols']
     assert 1.0 <= metrics['eval/classifier_score'] <= 10.0
     assert metrics['eval/fid'] > 0
+    assert 0 <= metrics['eval/precision'] <= 1 and 0 <= metrics['eval/recall'] <= 1
     net, _ = evaluate.load_classifier(tmp_path / 'classifier', 8, (28, 28, 1))
-    for name in ('fid', 'kid', 'classifier_score'):
+    for name in names:
         assert protocols[name]['feature_net_sha256'] == net.checksum
     assert protocols['fid']['feature_net'] == 'classifier(mnist, step 60)/features'
 

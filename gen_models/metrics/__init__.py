@@ -5,10 +5,13 @@
   in the features of the standard FID Inception.
 - 'parzen': Parzen-window log-likelihood of the test split under generated samples.
 - 'classifier_score': the Inception Score formula with a classifier trained on the dataset.
+- 'precision_recall': k-NN precision and recall (Kynkäänniemi et al. 2019) in the features
+  FID uses.
 
-FID and KID use the standard FID Inception, or (`eval.feature_net = 'classifier'`) the
+FID, KID, precision and recall use the standard FID Inception, or (`eval.feature_net = 'classifier'`) the
 penultimate layer of that classifier: fast dataset-specific variants.
 """
 
-METRICS = ('iwae', 'fid', 'kid', 'parzen', 'classifier_score')
-SAMPLE_METRICS = ('fid', 'kid', 'parzen', 'classifier_score')  # need generated images
+FEATURE_METRICS = ('fid', 'kid', 'precision_recall')  # in the features of eval.feature_net
+SAMPLE_METRICS = (*FEATURE_METRICS, 'parzen', 'classifier_score')  # need generated images
+METRICS = ('iwae', *SAMPLE_METRICS)

@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_models import losses
+from gen_models.metrics.distances import squared_distances
 from gen_models.models import base
 
 
@@ -82,11 +83,6 @@ def iwae_eval_step(log_weights: Callable[..., jax.Array], num_samples: int, chun
     return step
 
 
-def _squared_distances(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    distances = (x**2).sum(1)[:, None] + (centres**2).sum(1)[None, :] - 2.0 * x @ centres.T
-    return np.maximum(distances, 0.0)
-
-
 def parzen_log_likelihoods(
     centres: np.ndarray, x: np.ndarray, sigmas: Sequence[float], chunk: int = 500
 ) -> np.ndarray:
@@ -98,7 +94,7 @@ def parzen_log_likelihoods(
     dim = x.shape[1]
     out = np.empty((len(sigmas), len(x)))
     for start in range(0, len(x), chunk):
-        distances = _squared_distances(x[start : start + chunk], centres)
+        distances = squared_distances(x[start : start + chunk], centres)
         for index, sigma in enumerate(sigmas):
             exponents = -distances / (2 * sigma**2)
             top = exponents.max(axis=1)
