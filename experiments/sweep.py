@@ -38,6 +38,7 @@ from typing import Any
 
 import jax
 import ml_collections
+import numpy as np
 
 from experiments import logs, report, runtime, train
 from experiments.config_validation import ConfigError, validate_config
@@ -155,7 +156,15 @@ def trial_ids(sweep: Sequence[Overrides]) -> list[str]:
     return ids
 
 
+def _plain(value: Any) -> Any:
+    """NumPy scalars (e.g. from np.linspace) as Python numbers, the way configs hold them."""
+    if isinstance(value, (tuple, list)):
+        return type(value)(_plain(v) for v in value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _id_value(value: Any) -> str:
+    value = _plain(value)
     if isinstance(value, (tuple, list)):
         return '-'.join(_id_value(v) for v in value)
     return re.sub(r'[^A-Za-z0-9.+-]', '-', repr(value) if isinstance(value, float) else str(value))
@@ -172,7 +181,8 @@ def _flag_value(value: Any) -> str:
 
 def expand(base: ml_collections.ConfigDict, sweep: Sequence[Overrides]) -> list[Trial]:
     """The trials of `sweep`, each config validated (ConfigError before any run starts)."""
-    trials = [Trial(i, dict(o)) for i, o in zip(trial_ids(sweep), sweep, strict=True)]
+    sweep = [{key: _plain(value) for key, value in o.items()} for o in sweep]
+    trials = [Trial(i, o) for i, o in zip(trial_ids(sweep), sweep, strict=True)]
     repeated = [i for i, n in collections.Counter(t.id for t in trials).items() if n > 1]
     if repeated:
         raise SweepError(f'the sweep repeats trials: {repeated}')
