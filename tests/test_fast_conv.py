@@ -148,15 +148,35 @@ def test_keep_mask_rate_and_independence():
     assert odd.shape == (3, 5, 7) and odd.dtype == jnp.bool_
 
 
-def test_dropout_scales_kept_units_and_is_keyed():
-    x = jnp.ones((4, 8, 8, 16))
-    layer = fast_conv.Dropout(rate=0.3)
-    out = layer.apply({}, x, rngs={'dropout': jax.random.key(0)})
-    again = layer.apply({}, x, rngs={'dropout': jax.random.key(0)})
-    other = layer.apply({}, x, rngs={'dropout': jax.random.key(1)})
-    np.testing.assert_array_equal(out, again)
-    assert not np.array_equal(out, other)
-    np.testing.assert_allclose(np.unique(np.asarray(out)), [0.0, 1 / 0.7], rtol=1e-6)
-    grad = jax.grad(lambda x: jnp.sum(layer.apply({}, x, rngs={'dropout': jax.random.key(0)})))(x)
-    np.testing.assert_array_equal(grad, out)  # d(sum)/dx is the scaled mask, as is out for x=1
-    np.testing.assert_array_equal(fast_conv.Dropout(0.3, deterministic=True).apply({}, x), x)
+def test_dropout_masks_per_layer():
+    shapes = [(4, 8, 8, 16), (4, 4, 4, 32), (3,)]
+    masks = fast_conv.dropout_masks(jax.random.key(0), shapes, 0.7)
+    assert [m.shape for m in masks] == shapes and all(m.dtype == jnp.bool_ for m in masks)
+    again = fast_conv.dropout_masks(jax.random.key(0), shapes, 0.7)
+    other = fast_conv.dropout_masks(jax.random.key(1), shapes, 0.7)
+    for mask, same, different in zip(masks[:2], again, other):
+        np.testing.assert_array_equal(mask, same)
+        assert not np.array_equal(mask, different)
+        assert abs(float(mask.mean()) - 0.7) < 5 * np.sqrt(0.21 / mask.size)
+    assert not np.array_equal(masks[0][:, :4, :4, :].reshape(-1)[:512], masks[1].reshape(-1)[:512])
+
+
+def test_down_conv_stack_drops_out_with_dropout_masks():
+    """DownConvStack in training == the same layers computed by hand, each stage's
+    activations times its mask from dropout_masks (one draw from the 'dropout' rng) / keep."""
+    net = nets.DownConvStack(outputs=2, width=4, dropout_rate=0.25)
+    x = jax.random.normal(jax.random.key(0), (2, 16, 16, 1))
+    variables = net.init(jax.random.key(1), x, train=False)
+    rngs = {'dropout': jax.random.key(2)}
+    key = net.bind(variables, rngs=rngs).make_rng('dropout')
+    masks = fast_conv.dropout_masks(key, [(2, 8, 8, 4), (2, 4, 4, 8)], 0.75)
+    params = variables['params']
+    h = x
+    for stage, mask in enumerate(masks):
+        conv = nn.Conv(4 * 2**stage, (4, 4), strides=(2, 2), padding='SAME')
+        h = nn.leaky_relu(conv.apply({'params': params[f'Conv_{stage}']}, h), 0.2)
+        h = jnp.where(mask, h / 0.75, 0.0)
+    expected = nn.Dense(2).apply({'params': params['Dense_0']}, h.reshape(2, -1))
+    np.testing.assert_allclose(
+        net.apply(variables, x, train=True, rngs=rngs), expected, rtol=1e-5, atol=1e-6
+    )

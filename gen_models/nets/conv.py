@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen_models.nets.fast_conv import ConvTranspose, Dropout
+from gen_models.nets.fast_conv import ConvTranspose, dropout_masks
 
 MIN_BASE_SIDE = 4
 
@@ -94,8 +94,9 @@ class DownConvStack(nn.Module):
     """[Conv stride 2 -> LeakyReLU(0.2) -> Dropout]* -> flatten -> Dense(outputs).
 
     Channels double at every stage from `width`. Serves as the DCGAN discriminator
-    (outputs=1, a logit) and as the conv VAE encoder (outputs=2*latent). Dropout is
-    `fast_conv.Dropout` (nn.Dropout's distribution, half its random-number work).
+    (outputs=1, a logit) and as the conv VAE encoder (outputs=2*latent). In training, each
+    stage's output is dropped out (inverted dropout) with masks from
+    `fast_conv.dropout_masks`, all drawn from one 'dropout' rng.
     """
 
     outputs: int
@@ -106,15 +107,24 @@ class DownConvStack(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
         stages = num_stages(x.shape[1:])
+        features = [self.width * 2**stage for stage in range(stages)]
+        keep_rate = 1.0 - self.dropout_rate
+        masks = None
+        if train and self.dropout_rate > 0:
+            shapes = [
+                (x.shape[0], x.shape[1] // 2 ** (s + 1), x.shape[2] // 2 ** (s + 1), features[s])
+                for s in range(stages)
+            ]
+            masks = dropout_masks(self.make_rng('dropout'), shapes, keep_rate)
         h = x
         for stage in range(stages):
             h = nn.Conv(
-                self.width * 2**stage,
+                features[stage],
                 (self.kernel_size, self.kernel_size),
                 strides=(2, 2),
                 padding='SAME',
             )(h)
             h = nn.leaky_relu(h, negative_slope=0.2)
-            if self.dropout_rate > 0:
-                h = Dropout(self.dropout_rate, deterministic=not train)(h)
+            if masks is not None:
+                h = jnp.where(masks[stage], h / keep_rate, jnp.zeros_like(h))
         return nn.Dense(self.outputs)(h.reshape(h.shape[0], -1))

@@ -1,4 +1,4 @@
-"""Drop-in layers that XLA-CPU runs fast: a transposed convolution and dropout.
+"""What XLA-CPU runs fast: a drop-in transposed convolution, and cheap dropout masks.
 
 `lax.conv_transpose` is a convolution of the input dilated by the stride. XLA
 differentiates it with respect to the kernel as a convolution of that dilated input with
@@ -8,8 +8,8 @@ equivalent *strided* convolution of the output gradient, which XLA-CPU runs fast
 `conv_transpose` computes the same function as `lax.conv_transpose` and takes its kernel
 gradient that way (a custom VJP); `ConvTranspose` is a drop-in for
 `flax.linen.ConvTranspose` with the same parameters, initialisers and module name, so
-checkpoints and initial values do not change. `Dropout` draws its masks with half the
-random-number work of `flax.linen.Dropout` (see `keep_mask`).
+checkpoints and initial values do not change. `dropout_masks` draws a network's dropout
+masks in one go with half the random-number work of `flax.linen.Dropout`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 Padding = tuple[tuple[int, int], ...]
@@ -189,17 +190,15 @@ def keep_mask(rng: jax.Array, shape: Sequence[int], keep_rate: float) -> jax.Arr
     return halves.astype(jnp.uint32) < jnp.uint32(round(keep_rate * 2**16))
 
 
-class Dropout(nn.Module):
-    """Inverted dropout (`flax.linen.Dropout`'s function and rng collection 'dropout'), its
-    masks drawn by `keep_mask`: a different random stream, the same distribution."""
-
-    rate: float
-    deterministic: bool = False
-
-    @nn.compact
-    def __call__(self, inputs: jax.Array) -> jax.Array:
-        if self.deterministic or self.rate == 0.0:
-            return inputs
-        keep_rate = 1.0 - self.rate
-        mask = keep_mask(self.make_rng('dropout'), inputs.shape, keep_rate)
-        return jnp.where(mask, inputs / keep_rate, jnp.zeros_like(inputs))
+def dropout_masks(
+    rng: jax.Array, shapes: Sequence[Sequence[int]], keep_rate: float
+) -> list[jax.Array]:
+    """Keep masks of several layers from one `keep_mask` draw: one threefry loop for a whole
+    network instead of one per layer, which is less to compile and to launch."""
+    sizes = [math.prod(shape) for shape in shapes]
+    flat = keep_mask(rng, (sum(sizes),), keep_rate)
+    starts = np.cumsum([0, *sizes])
+    return [
+        flat[start : start + size].reshape(shape)
+        for start, size, shape in zip(starts, sizes, shapes)
+    ]
