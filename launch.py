@@ -29,6 +29,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run (created if needed).')
 _MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to do with the config.')
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Sweep: trials run at once, each a process.')
+_VECTORIZE = flags.DEFINE_integer(
+    'vectorize', 1, 'Sweep: trials differing only in lr/beta/seed trained as one vmapped program.'
+)
 _DRY_RUN = flags.DEFINE_bool('dry_run', False, "Sweep: list the trials, don't run them.")
 _DISTRIBUTED = flags.DEFINE_enum(
     'distributed',
@@ -99,6 +102,7 @@ def main(argv: list[str]) -> None:
                     flags.FLAGS['config'],
                     _WORKDIR.value,
                     parallel=_PARALLEL.value,
+                    vectorize=_VECTORIZE.value,
                     dry_run=_DRY_RUN.value,
                 )
             )

@@ -79,11 +79,16 @@ class Programs:
     train_step: (state, batch, base_rng, hparams) -> (state, metrics), over the mesh, with
       the step key fold_in(base_rng, state.step) as in `parallel.train_step`; donates state.
     eval_step: (state, batch, rng, hparams) -> metric sums and 'count' over the mesh.
+    vmapped_init, vmapped_train_step: init and train_step mapped with `jax.vmap` over a
+      leading trial axis of every argument but the example batch (vectorised sweeps: stacked
+      states, batches (trials, batch, ...), keys and hyperparameters).
     """
 
     init: Callable
     train_step: Callable
     eval_step: Callable
+    vmapped_init: Callable
+    vmapped_train_step: Callable
 
 
 _PROGRAMS: dict[tuple[str, Any, jax.sharding.Mesh], Programs] = {}
@@ -116,4 +121,6 @@ def _build(config: ml_collections.ConfigDict, info: Any, mesh: jax.sharding.Mesh
         init=jax.jit(init),
         train_step=jax.jit(train_step, donate_argnums=0),
         eval_step=jax.jit(eval_step),
+        vmapped_init=jax.jit(jax.vmap(init, in_axes=(0, None, 0))),
+        vmapped_train_step=jax.jit(jax.vmap(train_step), donate_argnums=0),
     )

@@ -13,7 +13,9 @@ config keys (`experiments/sweep_algebra.py`). On disk:
 Running a sweep again skips finished trials (those with results.json) and resumes the others
 from their checkpoints. A failing trial is recorded with its error and the others go on.
 Sequential trials run in this process and share compiled programs (`experiments/programs.py`);
-`parallel > 1` runs trials as `launch.py --mode train` processes, each on its own devices.
+`parallel > 1` runs trials as `launch.py --mode train` processes, each on its own devices;
+`vectorize > 1` trains trials that differ only in shape-free hyperparameters together in one
+program (`experiments/vectorized.py`).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from experiments import logs, report, runtime, train
+from experiments import logs, report, runtime, train, vectorized
 from experiments.config_validation import ConfigError, validate_config
 from experiments.report import SWEEP_FILE, TRIALS_DIR
 from experiments.sweep_algebra import Overrides
@@ -270,18 +272,24 @@ def run_sweep(
     workdir: str | os.PathLike[str],
     *,
     parallel: int = 1,
+    vectorize: int = 1,
     launcher: Launcher | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, str]:
     """Runs the unfinished trials of `sweep` over `base` in `workdir`; returns id -> status.
 
     `parallel > 1` needs a `launcher`: trials then run as that many `launch.py` processes.
-    Writes the report (summary.csv, summary.md, plots/) at the end.
+    `vectorize > 1` trains up to that many trials that differ only in shape-free
+    hyperparameters in one program. Writes the report (summary.csv, summary.md, plots/).
     """
     workdir = Path(workdir)
     trials = expand(base, sweep)
+    if parallel < 1 or vectorize < 1 or (parallel > 1 and vectorize > 1):
+        raise SweepError(
+            f'parallel={parallel}, vectorize={vectorize}: both >= 1, and at most one above 1'
+        )
     if parallel > 1 and launcher is None:
-        raise ValueError('parallel trials run as launch.py processes and need a launcher')
+        raise SweepError('parallel trials run as launch.py processes and need a launcher')
     if not jax.config.jax_compilation_cache_dir:
         runtime.enable_compilation_cache()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -291,6 +299,8 @@ def run_sweep(
     log(f'{len(trials)} trials, {len(trials) - len(pending)} finished, {len(pending)} to run')
     if parallel > 1:
         _run_processes(pending, workdir, ledger, launcher, parallel, log)
+    elif vectorize > 1:
+        _run_vectorized(base, pending, workdir, ledger, vectorize, log)
     else:
         _run_in_process(base, pending, workdir, ledger, log)
     for path in report.write_report(workdir):
@@ -312,18 +322,56 @@ def _finished(ledger: Ledger, trial: Trial, start: float, log, error: str | None
 def _run_in_process(base, pending: list[Trial], workdir: Path, ledger: Ledger, log) -> None:
     """Trials one after the other in this process (sharing compiled programs)."""
     for trial in pending:
-        path = trial_dir(workdir, trial.id)
+        config = apply_overrides(base, trial.overrides)
+        _run_together(
+            [trial],
+            workdir,
+            ledger,
+            log,
+            lambda paths, c=config: [train.train_and_evaluate(c, paths[0])],
+        )
+
+
+def _run_vectorized(base, pending: list[Trial], workdir: Path, ledger, size: int, log) -> None:
+    """Trials that differ only in shape-free hyperparameters, `size` at a time in one
+    program (`experiments/vectorized.py`); a trial that shares its structure with no other
+    runs alone."""
+    configs = [apply_overrides(base, trial.overrides) for trial in pending]
+    for group in vectorized.plan(configs, size):
+        members = [pending[i] for i in group]
+        if len(members) == 1:
+            _run_in_process(base, members, workdir, ledger, log)
+        else:
+            group_configs = [configs[i] for i in group]
+            _run_together(
+                members,
+                workdir,
+                ledger,
+                log,
+                lambda paths, c=group_configs: vectorized.train_group(c, paths),
+            )
+
+
+def _run_together(trials: list[Trial], workdir: Path, ledger: Ledger, log, train_fn) -> None:
+    """Runs train_fn(workdirs) -> per trial results or the exception that stopped it, and
+    records each outcome; an exception of train_fn itself fails every trial."""
+    paths = [trial_dir(workdir, trial.id) for trial in trials]
+    for trial in trials:
         ledger.update(trial.id, status='running', error=None)
-        start = time.perf_counter()
-        try:
-            train.train_and_evaluate(apply_overrides(base, trial.overrides), path)
-        except (train.TrainingInterrupted, KeyboardInterrupt):
+    start = time.perf_counter()
+    try:
+        outcomes = train_fn(paths)
+    except (train.TrainingInterrupted, KeyboardInterrupt):
+        for trial in trials:
             ledger.update(trial.id, status='interrupted')
-            raise
-        except Exception as error:  # noqa: BLE001 - any failure of one trial is recorded
+        raise
+    except Exception as error:  # noqa: BLE001 - any failure of a trial is recorded
+        outcomes = [error] * len(trials)
+    for trial, path, outcome in zip(trials, paths, outcomes, strict=True):
+        if isinstance(outcome, Exception):
             path.mkdir(parents=True, exist_ok=True)
-            (path / ERROR_FILE).write_text(traceback.format_exc())
-            _finished(ledger, trial, start, log, f'{type(error).__name__}: {error}')
+            (path / ERROR_FILE).write_text(''.join(traceback.format_exception(outcome)))
+            _finished(ledger, trial, start, log, f'{type(outcome).__name__}: {outcome}')
         else:
             _finished(ledger, trial, start, log)
 
@@ -444,14 +492,13 @@ def launch(
     workdir: str,
     *,
     parallel: int = 1,
+    vectorize: int = 1,
     dry_run: bool = False,
 ) -> int:
     """`launch.py --mode sweep`: runs (or with `dry_run` lists) the config file's sweep;
     returns the exit status, 1 when a trial failed."""
     from ml_collections import config_flags
 
-    if parallel < 1:
-        raise SweepError(f'--parallel={parallel} is not allowed: >= 1')
     launcher = Launcher(
         config_flags.get_config_filename(config_flag),
         dict(config_flags.get_override_values(config_flag)),
@@ -462,7 +509,9 @@ def launch(
             state = 'finished' if is_finished(workdir, trial.id) else 'to run'
             print(f'{trial.id}\t{state}\t{json.dumps(trial.overrides)}')
         return 0
-    statuses = run_sweep(base, sweep, workdir, parallel=parallel, launcher=launcher)
+    statuses = run_sweep(
+        base, sweep, workdir, parallel=parallel, vectorize=vectorize, launcher=launcher
+    )
     failed = [trial_id for trial_id, status in statuses.items() if status == 'failed']
     if failed:
         print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import report, sweep
+from experiments import logs, report, sweep, vectorized
 from experiments import sweep_algebra as hyper
 from experiments.config_validation import ConfigError
 from tests import sweep_config
@@ -269,3 +270,65 @@ def test_parallel_trials_run_as_processes(reference, data_dir, subprocess_env, t
         assert math.isclose(value, in_process[name], rel_tol=1e-5), name
     summary = report.collect(workdir)
     assert [row.status for row in summary.rows] == ['done', 'failed']
+
+
+TIMING = {'time', 'train/steps_per_second', 'train/images_per_second', 'train/input_wait_fraction'}
+
+
+def _train_records(trial_dir):
+    return [
+        {k: v for k, v in record.items() if k not in TIMING}
+        for record in logs.read_metrics(trial_dir)
+        if any(k.startswith('train/') for k in record)
+    ]
+
+
+def _assert_close_records(a, b):
+    assert [r.keys() for r in a] == [r.keys() for r in b]
+    for x, y in zip(a, b, strict=True):
+        for name, value in x.items():
+            assert math.isclose(value, y[name], rel_tol=1e-5, abs_tol=1e-6), (name, x, y)
+
+
+def test_vectorized_sweep_matches_one_by_one(reference, data_dir, tmp_path):
+    statuses = sweep.run_sweep(
+        _base(data_dir), sweep_config.get_sweep('with_failure'), tmp_path, vectorize=4
+    )
+    assert statuses == reference[1]
+    for trial_id in GOOD_IDS:
+        together, alone = _results(tmp_path, trial_id), _results(reference[0], trial_id)
+        assert together['vectorized_trials'] == 4 and together['step'] == 300
+        _assert_close_records([together['metrics']], [alone['metrics']])
+        trial_dir = tmp_path / 'trials' / trial_id
+        _assert_close_records(
+            _train_records(trial_dir), _train_records(reference[0] / 'trials' / trial_id)
+        )
+        config = json.loads((trial_dir / 'config.json').read_text())
+        assert f'lr={config["lr"]}_seed={config["seed"]}' == trial_id
+        assert sorted(p.name for p in (trial_dir / 'checkpoints').iterdir()) == [
+            '100',
+            '200',
+            '300',
+        ]
+        assert (trial_dir / 'samples' / 'samples_0000300.png').is_file()
+
+
+def test_vectorized_group_resumes_from_its_checkpoints(reference, data_dir, tmp_path):
+    configs = [
+        sweep.apply_overrides(_base(data_dir), overrides) for overrides in sweep_config.get_sweep()
+    ]
+    workdirs = [tmp_path / trial_id for trial_id in GOOD_IDS]
+    for config in configs:
+        config.train.num_steps = 150  # stops with checkpoints of steps 100 and 150
+    vectorized.train_group(configs, workdirs)
+    for config in configs:
+        config.train.num_steps = 300
+    # One trial lost its newest checkpoint: the group resumes where all have one (100).
+    shutil.rmtree(workdirs[2] / 'checkpoints' / '150')
+    outcomes = vectorized.train_group(configs, workdirs)
+    for trial_id, workdir, outcome in zip(GOOD_IDS, workdirs, outcomes, strict=True):
+        alone = _results(reference[0], trial_id)
+        _assert_close_records([outcome['metrics']], [alone['metrics']])
+        _assert_close_records(
+            _train_records(workdir), _train_records(reference[0] / 'trials' / trial_id)
+        )
