@@ -50,8 +50,21 @@ def frechet_distance(
 
 
 def fid(features1: np.ndarray, features2: np.ndarray) -> float:
-    """FID between two (N, d) feature sets."""
-    return frechet_distance(*gaussian_moments(features1), *gaussian_moments(features2))
+    """FID between two (N, d) feature sets.
+
+    With fewer samples than dimensions in both sets (e.g. 1,000 Inception features of 2,048
+    dimensions) the trace term is computed in sample space: with S1 = X^T X / (N1 - 1) and S2 = Y^T Y / (N2 - 1)
+    for centred X, Y, tr((S1 S2)^(1/2)) is the sum of singular values of X Y^T, divided by
+    sqrt((N1 - 1)(N2 - 1)); an (N1, N2) SVD instead of (d, d) eigen-decompositions.
+    """
+    x, y = np.asarray(features1, np.float64), np.asarray(features2, np.float64)
+    if max(len(x), len(y)) >= x.shape[1] or min(len(x), len(y)) < 2:
+        return frechet_distance(*gaussian_moments(x), *gaussian_moments(y))
+    diff = x.mean(axis=0) - y.mean(axis=0)
+    x, y = x - x.mean(axis=0), y - y.mean(axis=0)
+    scale1, scale2 = len(x) - 1, len(y) - 1
+    trace_sqrt = np.linalg.svd(x @ y.T, compute_uv=False).sum() / np.sqrt(scale1 * scale2)
+    return float(diff @ diff + (x**2).sum() / scale1 + (y**2).sum() / scale2 - 2.0 * trace_sqrt)
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -21,6 +21,15 @@ def test_fid_of_a_set_with_itself_is_zero_also_when_rank_deficient():
         assert abs(fid.fid(features, features)) < 1e-6 * np.trace(np.cov(features.T))
 
 
+def test_sample_space_fid_equals_the_covariance_formula():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=(40, 128)) * rng.uniform(0.5, 2.0, 128)
+    y = rng.normal(0.2, 1.0, size=(30, 128))
+    expected = fid.frechet_distance(*fid.gaussian_moments(x), *fid.gaussian_moments(y))
+    # The (d, d) route takes square roots of the round-off of ~100 zero eigenvalues.
+    assert fid.fid(x, y) == pytest.approx(expected, rel=1e-7)
+
+
 def test_frechet_distance_matches_closed_form_for_commuting_covariances():
     rng = np.random.default_rng(1)
     mu1, mu2 = rng.normal(size=8), rng.normal(size=8)
