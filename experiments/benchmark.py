@@ -4,16 +4,18 @@
       --batch_size 64 --out runs/benchmark.json
 
 For each config, the real jitted data-parallel train step runs on batches from the
-config's real input pipeline (so input wait is measured as in training), and, unless
+config's real input pipeline (so input wait is measured as in training) and, unless
 `--torch=false` or torch is missing, the twin model of `experiments.torch_reference` runs
-on batches from an identical pipeline. Timed blocks of steps alternate between the two
-(JAX first on even repeats, torch first on odd ones) after warm-up, so load from other
-processes hits both alike; figures are medians over blocks, and `vs torch` is the median
-of the per-repeat ratios. Reported per model: images/s, ms/step, compile seconds
-(lowering + compilation, from the persistent cache when it is warm), the fraction of step
-time spent waiting for input, and GFLOP/s (XLA's count of the step's FLOPs, the same work
-for both) against the float32 matmul rate measured in the same run. Prints a Markdown
-table; `--out` writes JSON.
+on batches from an identical pipeline, at each of `--torch_threads` intra-op thread counts
+(on a shared machine one thread can be much faster than torch's default). After warm-up,
+timed blocks of steps rotate over JAX and the torch variants, the order reversed every
+other repeat, so load from other processes hits all alike. Figures are medians over
+blocks; `vs torch` is the median over repeats of the fastest torch variant's step time
+over JAX's in the same repeat. Reported per model: images/s, ms/step, seconds to trace
+(lower) and to compile the step (near 0 from a warm persistent cache), the fraction of
+step time spent waiting for input, and GFLOP/s (XLA's count of the step's FLOPs, the same
+work for both frameworks) against the float32 matmul rate measured in the same run.
+Prints a Markdown table; `--out` writes JSON with the machine, versions and load average.
 """
 
 from __future__ import annotations
@@ -110,8 +112,10 @@ def jax_block(config) -> tuple[Block, dict[str, Any]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         start = time.perf_counter()
-        compiled = step_fn.lower(state, next(batches), key).compile()
-        compile_seconds = time.perf_counter() - start
+        lowered = step_fn.lower(state, next(batches), key)
+        lowered_at = time.perf_counter()
+        compiled = lowered.compile()
+        compiled_at = time.perf_counter()
     cost = compiled.cost_analysis()
     holder = {'state': state}
 
@@ -119,7 +123,8 @@ def jax_block(config) -> tuple[Block, dict[str, Any]]:
         holder['state'], _ = compiled(holder['state'], batch, key)
 
     facts = {
-        'compile_seconds': compile_seconds,
+        'lower_seconds': lowered_at - start,
+        'compile_seconds': compiled_at - lowered_at,
         'flops_per_step': float((cost[0] if isinstance(cost, list) else cost)['flops']),
         'donation_warnings': sum('donated' in str(w.message) for w in caught),
         'image_shape': list(run.info.image_shape),
@@ -206,13 +211,17 @@ def benchmark_config(
 def markdown_table(rows: list[dict[str, Any]], matmul_rate: float) -> str:
     """One line per (config, framework)."""
     lines = [
-        '| config | framework | img/s | ms/step | vs torch | compile s | input wait | '
+        '| config | framework | img/s | ms/step | vs torch | trace + compile s | input wait | '
         f'GFLOP/s | of matmul ({matmul_rate:.0f} GFLOP/s) |',
         '|---|---|---|---|---|---|---|---|---|',
     ]
     for r in rows:
         vs_torch = f'{r["vs_torch"]:.2f}x' if 'vs_torch' in r else ''
-        compile_s = f'{r["compile_seconds"]:.2f}' if 'compile_seconds' in r else '-'
+        compile_s = (
+            f'{r["lower_seconds"]:.2f} + {r["compile_seconds"]:.2f}'
+            if 'compile_seconds' in r
+            else '-'
+        )
         lines.append(
             f'| {r["config"]} | {r["framework"]} | {r["images_per_second"]:.0f} | '
             f'{r["step_ms"]:.1f} | {vs_torch} | {compile_s} | '
