@@ -158,12 +158,13 @@ def torch_blocks(config, image_shape, thread_counts: list[int]) -> dict[str, Blo
     return {f'torch ({n} thread{"s" if n > 1 else ""})': with_threads(n) for n in thread_counts}
 
 
-def _summary(blocks: list[tuple[float, float]], steps: int, batch_size: int) -> dict[str, float]:
+def _summary(blocks: list[tuple[float, float]], steps: int, batch_size: int) -> dict[str, Any]:
     step_seconds = statistics.median(seconds for seconds, _ in blocks) / steps
     return {
         'images_per_second': batch_size / step_seconds,
         'step_ms': 1e3 * step_seconds,
         'input_wait_fraction': statistics.median(wait / seconds for seconds, wait in blocks),
+        'block_step_ms': [1e3 * seconds / steps for seconds, _ in blocks],
     }
 
 
