@@ -2,7 +2,7 @@
 
 Trials whose configs share a structure (`programs.structure`: everything but the learning
 rate, loss weights and seed) run one compiled program, `jax.vmap` over their stacked train
-states, batches (each trial keeps its own data order), PRNG keys and hyperparameters. Each
+states, batches (each trial keeps its seed's data order), PRNG keys and hyperparameters. Each
 trial still gets its own workdir with the files of a normal run (config.json,
 metrics.jsonl, checkpoints, samples, results.json), written by the same functions (the
 loop reuses train.py's helpers and mirrors `train_and_evaluate`), so a
@@ -95,15 +95,17 @@ def train_group(
     for run, workdir in zip(runs, workdirs, strict=True):
         logs.write_json(workdir / 'config.json', run.config.to_dict())
         logs.write_json(workdir / 'environment.json', environment.collect_environment())
-    iterators = [
-        data.make_train_iterator(
-            run.config.dataset,
+    # The data order is a function of the seed alone (the dataset config is shared), so
+    # trials with one seed share one iterator.
+    iterators = {
+        seed: data.make_train_iterator(
+            lead.config.dataset,
             batch_size=train_config.batch_size,
-            seed=run.config.seed,
+            seed=seed,
             start_step=start_step,
         )
-        for run in runs
-    ]
+        for seed in dict.fromkeys(run.config.seed for run in runs)
+    }
     keys = jnp.stack([run.keys['train'] for run in runs])
     hparams = _stack([programs.hyperparameters(run.config) for run in runs])
     num_steps = train_config.num_steps
@@ -159,7 +161,8 @@ def train_group(
         with train._stop_requests() as stop:
             for step in range(start_step + 1, num_steps + 1):
                 wait_start = time.perf_counter()
-                batch = _stacked_batch([next(it) for it in iterators], mesh)
+                by_seed = {seed: next(iterator) for seed, iterator in iterators.items()}
+                batch = _stacked_batch([by_seed[run.config.seed] for run in runs], mesh)
                 timing['wait_s'] += time.perf_counter() - wait_start
                 compile_start = time.perf_counter()
                 state, metrics = compiled.vmapped_train_step(state, batch, keys, hparams)
