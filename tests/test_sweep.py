@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import signal
 import subprocess
@@ -113,7 +114,7 @@ def test_worker_devices_are_disjoint(monkeypatch):
         {'CUDA_VISIBLE_DEVICES': '3', 'XLA_PYTHON_CLIENT_MEM_FRACTION': '0.450'}
     ] * 2
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
-    cores = sweep.os.sched_getaffinity(0)
+    cores = os.sched_getaffinity(0)
     slots = sweep.device_slots(len(cores))
     assert all(len(s.cpus) == 1 for s in slots) and set().union(*(s.cpus for s in slots)) == cores
 
