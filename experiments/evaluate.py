@@ -17,8 +17,9 @@ import jax
 import ml_collections
 import numpy as np
 
+from configs import default
 from experiments import runtime
-from experiments.config_validation import ConfigError
+from experiments.config_validation import ConfigError, flatten
 from gen_models import data, images, metrics
 from gen_models.metrics import features, fid, likelihood, precision_recall, scores
 from gen_models.models import TrainState, classifier
@@ -52,13 +53,31 @@ def _iwae(run: runtime.Run, state: TrainState) -> tuple[dict[str, float], Protoc
     return {'iwae': value}, {'iwae': protocol}
 
 
+def saved_config(workdir: Path) -> ml_collections.ConfigDict:
+    """The config a run wrote to `workdir/config.json`, on today's defaults: keys added to the
+    schema since then take their defaults, so older runs stay loadable."""
+    config = default.get_config()
+    schema = dict(flatten(config))
+    saved = dict(
+        flatten(ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text())))
+    )
+    config.update_from_flattened_dict(
+        {
+            key: tuple(value) if isinstance(schema[key], tuple) else value
+            for key, value in saved.items()
+            if key in schema
+        }
+    )
+    return config
+
+
 def load_classifier(
     workdir: str | Path, batch_size: int, image_shape: tuple[int, ...]
 ) -> tuple[features.FeatureNet, features.FeatureNet]:
     """(features, probabilities) nets of the newest checkpoint of a classifier run, for images
     of `image_shape`; named by its dataset and step, identified by its params' checksum."""
     workdir = Path(workdir)
-    config = ml_collections.ConfigDict(json.loads((workdir / 'config.json').read_text()))
+    config = saved_config(workdir)
     run = runtime.prepare(config)
     if config.model.name != 'classifier' or tuple(run.info.image_shape) != tuple(image_shape):
         raise ConfigError(

@@ -147,3 +147,13 @@ def test_classifier_for_other_images_is_a_config_error(data_dir, shared_data, tm
 @pytest.mark.parametrize('variant', ['mnist', 'fashion_mnist', 'cifar10'])
 def test_classifier_configs_are_valid(variant):
     validate_config(importlib.import_module('configs.classifier').get_config(variant))
+
+
+def test_saved_configs_of_older_runs_load_on_todays_defaults(tmp_path):
+    written = tiny('classifier', 'somewhere').to_dict()
+    del written['eval']  # a run from before the eval block existed
+    (tmp_path / 'config.json').write_text(json.dumps(written))
+    config = evaluate.saved_config(tmp_path)
+    validate_config(config)
+    assert config.model.name == 'classifier' and config.model.hidden == (32,)
+    assert config.dataset.data_dir == 'somewhere' and config.eval.metrics == ()
