@@ -52,6 +52,12 @@ class ModelDef:
     log_weights: (state, batch, rng, offset, num) -> (B, num) importance log-weights
       log p(x, z_s) - log q(z_s | x) of samples s = offset .. offset + num - 1 per example, per
       device, for models with an encoder (the IWAE bound); x observed as `eval_step` does.
+    decode: (state, z, labels=None) -> images in `image_range`, for latent-variable models:
+      `generate` draws z ~ N(0, I) of size `latent_dim` and decodes it; sample modes decode
+      latent interpolations with it.
+    latent_dim: size of z for `decode` (0 when there is no latent space).
+    num_classes: > 0 for class-conditional models, whose `generate` and `decode` honour
+      `labels` (int32, one per image); 0 for unconditional ones, which ignore them.
     """
 
     init: Callable[..., TrainState]
@@ -62,6 +68,9 @@ class ModelDef:
     reconstruct: Callable[..., jax.Array] | None = None
     transform: Callable[..., jax.Array] | None = None
     log_weights: Callable[..., jax.Array] | None = None
+    decode: Callable[..., jax.Array] | None = None
+    latent_dim: int = 0
+    num_classes: int = 0
 
 
 def images_to_unit(images: jax.Array) -> jax.Array:

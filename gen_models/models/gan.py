@@ -137,8 +137,8 @@ def build(config, info) -> base.ModelDef:
         )
         return new_state, jax.lax.pmean(metrics, base.DATA_AXIS)
 
-    def generate_from(state, keys):
-        z = base.standard_normal(keys, latent_dim)
+    def decode(state, z, labels=None):
+        del labels  # Unconditional.
         return generator_init.apply(
             {'params': state.params['generator'], 'batch_stats': state.batch_stats['generator']},
             z,
@@ -147,7 +147,9 @@ def build(config, info) -> base.ModelDef:
 
     def eval_step(state, batch, rng):
         real = base.images_to_symmetric(batch['image'])
-        fake = generate_from(state, base.example_keys(rng, real.shape[0]))
+        fake = decode(
+            state, base.standard_normal(base.example_keys(rng, real.shape[0]), latent_dim)
+        )
         d_vars = {'params': state.params['discriminator']}
         real_logits = discriminator.apply(d_vars, real, train=False)[:, 0]
         fake_logits = discriminator.apply(d_vars, fake, train=False)[:, 0]
@@ -160,13 +162,14 @@ def build(config, info) -> base.ModelDef:
         return base.masked_sums(per_example, batch['mask'])
 
     def generate(state, rng, num, labels=None):
-        del labels  # Unconditional.
-        return generate_from(state, base.index_keys(rng, num))
+        return decode(state, base.standard_normal(base.index_keys(rng, num), latent_dim), labels)
 
     return base.ModelDef(
         init=init,
         train_step=train_step,
         eval_step=eval_step,
         generate=generate,
+        decode=decode,
+        latent_dim=latent_dim,
         image_range=(-1.0, 1.0),
     )

@@ -168,10 +168,14 @@ def build(config, info) -> base.ModelDef:
 
         return jax.vmap(per_example)(base.example_keys(z_rng, size), x, mean, log_var)
 
-    def generate(state, rng, num, labels=None):
+    def decode_latents(state, z, labels=None):
         del labels  # Unconditional.
-        z = base.standard_normal(base.index_keys(rng, num), latent_dim)
         return mean_image(decode(state.params, z))
+
+    def generate(state, rng, num, labels=None):
+        return decode_latents(
+            state, base.standard_normal(base.index_keys(rng, num), latent_dim), labels
+        )
 
     def reconstruct(state, images, rng):
         del rng  # Decodes the posterior mean: deterministic reconstructions.
@@ -185,5 +189,7 @@ def build(config, info) -> base.ModelDef:
         generate=generate,
         reconstruct=reconstruct,
         log_weights=log_weights,
+        decode=decode_latents,
+        latent_dim=latent_dim,
         image_range=(0.0, 1.0),
     )
