@@ -26,6 +26,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model.latent_dim = 16  # size of z
     model.width = 32  # conv: channels of the widest-resolution stage
     model.kernel_size = 4  # conv: kernel side of every conv layer
+    model.conditional = False  # gan/vae: condition on the dataset's class labels (generate a
+    # requested class); needs a labelled dataset
     model.hidden = (500,)  # mlp: hidden layer sizes (encoder; decoder reversed)
     model.activation = 'relu'  # mlp: 'tanh' | 'relu' | 'softplus' | 'leaky_relu'
     model.gan_loss = 'non_saturating'  # gan: G's loss, 'minimax' | 'non_saturating'

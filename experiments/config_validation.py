@@ -207,3 +207,11 @@ def check_image_shape(config: ml_collections.ConfigDict, image_shape: tuple[int,
         key = 'dataset.image_size' if config.dataset.image_size else 'dataset.name'
         value = config.dataset.image_size or config.dataset.name
         raise ConfigError(key, value, f'conv nets cannot use this size: {error}') from None
+
+
+def check_labels(config: ml_collections.ConfigDict, num_classes: int) -> None:
+    """Conditional models need a dataset with class labels (known once data is)."""
+    if config.model.conditional and num_classes == 0:
+        raise ConfigError(
+            'model.conditional', True, f'False: dataset {config.dataset.name!r} has no labels'
+        )

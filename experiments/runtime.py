@@ -19,7 +19,12 @@ import ml_collections
 import numpy as np
 
 from experiments import logs, programs
-from experiments.config_validation import ConfigError, check_image_shape, validate_config
+from experiments.config_validation import (
+    ConfigError,
+    check_image_shape,
+    check_labels,
+    validate_config,
+)
 from gen_models import data, images, parallel
 from gen_models.checkpoints import Checkpointer
 from gen_models.models import ModelDef, TrainState, build_model
@@ -67,6 +72,7 @@ def prepare(config: ml_collections.ConfigDict) -> Run:
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError('dataset.name', config.dataset.name, str(error)) from None
     check_image_shape(config, info.image_shape)
+    check_labels(config, info.num_classes)
     root = jax.random.key(config.seed)
     keys = {name: jax.random.fold_in(root, index) for index, name in enumerate(KEY_NAMES)}
     return Run(

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from configs import dcgan_mnist, default, quickstart, vae_mlp_mnist, vae_mnist
-from experiments.config_validation import ConfigError, check_image_shape, validate_config
+from experiments.config_validation import (
+    ConfigError,
+    check_image_shape,
+    check_labels,
+    validate_config,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_MODULES = [default, quickstart, dcgan_mnist, vae_mnist, vae_mlp_mnist]
@@ -131,3 +136,11 @@ def test_launch_bad_config_file(config_arg, expected, tmp_path):
     result = _launch('--config', config_arg, '--workdir', str(tmp_path))
     assert result.returncode == 2
     assert expected in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_conditional_model_needs_labels():
+    config = default.get_config()
+    config.model.conditional = True
+    check_labels(config, num_classes=10)
+    with pytest.raises(ConfigError, match='model.conditional'):
+        check_labels(config, num_classes=0)
