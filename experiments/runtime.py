@@ -175,6 +175,15 @@ def evaluate_state(run: Run, state: TrainState, eval_step=None) -> dict[str, flo
     return {name: float(value / count) for name, value in totals.items()}
 
 
+def class_labels(num_classes: int, num_samples: int) -> np.ndarray | None:
+    """Labels of a class-conditional grid: one row per class, about `num_samples` images
+    (at least one per class); None for unconditional models."""
+    if not num_classes:
+        return None
+    per_class = max(1, round(num_samples / num_classes))
+    return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+
+
 def save_samples(
     run: Run,
     state: TrainState,
@@ -191,11 +200,11 @@ def save_samples(
     config, model = run.config, run.model
     if model.generate is None:  # a classifier: nothing to draw
         return []
+    labels = class_labels(model.num_classes, config.train.num_samples)
+    num = config.train.num_samples if labels is None else len(labels)
     grids = {
         'samples': np.asarray(
-            jax.jit(model.generate, static_argnums=2)(
-                state, run.keys['sample'], config.train.num_samples
-            )
+            jax.jit(model.generate, static_argnums=2)(state, run.keys['sample'], num, labels)
         )
     }
     if model.reconstruct is not None:
@@ -214,8 +223,12 @@ def save_samples(
         return []
     paths = []
     for name, grid_images in grids.items():
-        # Reconstructions come in (original, reconstruction) pairs side by side.
-        ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2))) if name != 'samples' else None
+        # Reconstructions come in (original, reconstruction) pairs side by side; class-
+        # conditional samples in one row per class.
+        if name != 'samples':
+            ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2)))
+        else:
+            ncol = None if labels is None else num // model.num_classes
         grid = images.make_grid(grid_images, ncol=ncol, value_range=model.image_range)
         paths.append(images.save_png(workdir / 'samples' / f'{name}_{tag}.png', grid))
         if writer is not None:

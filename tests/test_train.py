@@ -236,6 +236,7 @@ def test_eval_and_sample_modes_use_latest_checkpoint(data_dir, tmp_path):
     assert {p.name for p in paths} == {
         'samples_final_0000004.png',
         'reconstructions_final_0000004.png',
+        'interpolations_final_0000004.png',
     }
     with pytest.raises(FileNotFoundError, match='no checkpoint'):
         evaluate.evaluate(config, tmp_path / 'empty')
