@@ -77,7 +77,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.eval = evaluation = ml_collections.ConfigDict()
     evaluation.metrics = ()  # metrics beyond the eval step's: 'iwae' | 'fid' | 'kid' |
-    # 'parzen' | 'classifier_score' | 'precision_recall'
+    # 'parzen' | 'classifier_score' | 'class_accuracy' | 'precision_recall'
     evaluation.every = 0  # steps between eval.metrics while training; 0 = only --mode eval
     evaluation.num_samples = 10000  # fid/kid/parzen: generated images measured
     evaluation.reference_split = 'train'  # fid/kid: real images compared against
@@ -88,7 +88,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # ~/.cache/gen_models/reference_features
     evaluation.feature_net = 'inception'  # fid/kid/precision_recall: 'inception' | 'classifier'
     evaluation.classifier_workdir = ''  # workdir of a trained configs/classifier.py run:
-    # the 'classifier' feature net and the classifier score
+    # the 'classifier' feature net, the classifier score and class accuracy
     evaluation.feature_batch_size = 32  # fid/kid: images per feature-network call
     evaluation.kid_subsets = 100  # kid: random subset pairs averaged
     evaluation.kid_subset_size = 1000  # kid: images per subset

@@ -177,7 +177,13 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
     if set(metrics.SAMPLE_METRICS) & set(names) and config.model.name == 'classifier':
         raise ConfigError('eval.metrics', names, 'sample metrics need a generative model')
     uses_features = bool(set(metrics.FEATURE_METRICS) & set(names))
-    uses_classifier = 'classifier_score' in names or (
+    if 'class_accuracy' in names and not config.model.conditional:
+        raise ConfigError(
+            'eval.metrics',
+            names,
+            "'class_accuracy' needs a class-conditional model (model.conditional=True)",
+        )
+    uses_classifier = bool(set(metrics.CLASSIFIER_METRICS) & set(names)) or (
         uses_features and config.eval.feature_net == 'classifier'
     )
     workdir = config.eval.classifier_workdir

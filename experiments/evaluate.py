@@ -27,15 +27,31 @@ from gen_models.models import TrainState, classifier
 Protocols = dict[str, dict[str, Any]]
 
 
+def requested_labels(run: runtime.Run, num: int) -> np.ndarray | None:
+    """Labels asked of a class-conditional model: 0, 1, .., C-1, 0, 1, .. (balanced); None
+    for unconditional models."""
+    classes = run.model.num_classes
+    return (np.arange(num) % classes).astype(np.int32) if classes else None
+
+
 def generate_samples(run: runtime.Run, state: TrainState, num: int) -> np.ndarray:
-    """`num` generated images in the model's image range, `eval_batch_size` per call.
+    """`num` generated images in the model's image range, `eval_batch_size` per call, of the
+    `requested_labels` for conditional models.
 
     Chunk c is drawn with key fold_in(sample key, c + 1) (sample grids use the key itself).
     """
     size = run.config.train.eval_batch_size
     generate = jax.jit(run.model.generate, static_argnums=2)
+    labels = requested_labels(run, -(-num // size) * size)
     chunks = [
-        np.asarray(generate(state, jax.random.fold_in(run.keys['sample'], index + 1), size))
+        np.asarray(
+            generate(
+                state,
+                jax.random.fold_in(run.keys['sample'], index + 1),
+                size,
+                None if labels is None else labels[index * size : (index + 1) * size],
+            )
+        )
         for index in range(-(-num // size))
     ]
     return np.concatenate(chunks)[:num]
@@ -100,7 +116,9 @@ def _feature_nets(config: ml_collections.ConfigDict, image_shape) -> dict[str, A
     names = set(config.eval.metrics)
     wants_features = bool(names & set(metrics.FEATURE_METRICS))
     nets: dict[str, Any] = {}
-    if 'classifier_score' in names or (wants_features and config.eval.feature_net == 'classifier'):
+    if names & set(metrics.CLASSIFIER_METRICS) or (
+        wants_features and config.eval.feature_net == 'classifier'
+    ):
         classifier_features, nets['probabilities'] = load_classifier(
             config.eval.classifier_workdir, config.eval.feature_batch_size, image_shape
         )
@@ -164,19 +182,35 @@ def _feature_metrics(
     return values, protocols
 
 
-def _classifier_score(
+def _classifier_metrics(
     run: runtime.Run, net: features.FeatureNet, samples: np.ndarray
 ) -> tuple[dict[str, float], Protocols]:
-    value = scores.classifier_score(features.extract_features(net, samples))
-    protocol = {
-        'metric': 'classifier score: exp(E KL(p(y|x) || p(y))), the Inception Score formula '
-        'with a classifier trained on the dataset, one split',
+    """The classifier score and class accuracy (those configured) of the samples."""
+    probabilities = features.extract_features(net, samples)
+    common = {
         'num_samples': len(samples),
         'samples': 'generated, quantised to uint8',
         **net.protocol(),
         'seed': run.config.seed,
     }
-    return {'classifier_score': value}, {'classifier_score': protocol}
+    values, protocols = {}, {}
+    if 'classifier_score' in run.config.eval.metrics:
+        values['classifier_score'] = scores.classifier_score(probabilities)
+        protocols['classifier_score'] = {
+            'metric': 'classifier score: exp(E KL(p(y|x) || p(y))), the Inception Score formula '
+            'with a classifier trained on the dataset, one split',
+            **common,
+        }
+    if 'class_accuracy' in run.config.eval.metrics:
+        values['class_accuracy'] = scores.class_accuracy(
+            probabilities, requested_labels(run, len(samples))
+        )
+        protocols['class_accuracy'] = {
+            'metric': "class accuracy: how often the classifier's most probable class is the "
+            'label the samples were generated for (balanced labels)',
+            **common,
+        }
+    return values, protocols
 
 
 def _parzen(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], Protocols]:
@@ -225,8 +259,8 @@ def compute_metrics(run: runtime.Run, state: TrainState) -> tuple[dict[str, floa
         nets = _feature_nets(run.config, run.info.image_shape)
         if names & set(metrics.FEATURE_METRICS):
             parts.append(_feature_metrics(run, nets['features'], quantised))
-        if 'classifier_score' in names:
-            parts.append(_classifier_score(run, nets['probabilities'], quantised))
+        if names & set(metrics.CLASSIFIER_METRICS):
+            parts.append(_classifier_metrics(run, nets['probabilities'], quantised))
         if 'parzen' in names:
             parts.append(_parzen(run, samples))
     values: dict[str, float] = {}

@@ -89,6 +89,10 @@ def test_inconsistent_combinations():
     config.train.batch_size = 30
     with pytest.raises(ConfigError, match='train.batch_size=30.*multiple of the device count'):
         validate_config(config, num_devices=8)
+    config = dcgan_mnist.get_config()
+    config.eval.metrics = ('class_accuracy',)
+    with pytest.raises(ConfigError, match="eval.metrics=.*class-conditional"):
+        validate_config(config)
     config = default.get_config()
     config.dataset.image_size = 9
     with pytest.raises(ConfigError, match='dataset.image_size=9'):

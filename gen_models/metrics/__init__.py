@@ -5,6 +5,8 @@
   in the features of the standard FID Inception.
 - 'parzen': Parzen-window log-likelihood of the test split under generated samples.
 - 'classifier_score': the Inception Score formula with a classifier trained on the dataset.
+- 'class_accuracy': how often that classifier recognises the class a conditional model was
+  asked for (balanced requests, one class after another).
 - 'precision_recall': k-NN precision and recall (Kynkäänniemi et al. 2019) in the features
   FID uses.
 
@@ -13,5 +15,6 @@ penultimate layer of that classifier: fast dataset-specific variants.
 """
 
 FEATURE_METRICS = ('fid', 'kid', 'precision_recall')  # in the features of eval.feature_net
-SAMPLE_METRICS = (*FEATURE_METRICS, 'parzen', 'classifier_score')  # need generated images
+CLASSIFIER_METRICS = ('classifier_score', 'class_accuracy')  # need the trained classifier
+SAMPLE_METRICS = (*FEATURE_METRICS, 'parzen', *CLASSIFIER_METRICS)  # need generated images
 METRICS = ('iwae', *SAMPLE_METRICS)

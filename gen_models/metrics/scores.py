@@ -12,3 +12,9 @@ def classifier_score(probabilities: np.ndarray) -> float:
     marginal = p.mean(axis=0)
     kl = np.sum(p * (np.log(np.clip(p, 1e-30, None)) - np.log(np.clip(marginal, 1e-30, None))), 1)
     return float(np.exp(kl.mean()))
+
+
+def class_accuracy(probabilities: np.ndarray, requested: np.ndarray) -> float:
+    """Fraction of images whose most probable class under the classifier is the requested
+    label: how well a class-conditional generator honours its labels."""
+    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(requested)))

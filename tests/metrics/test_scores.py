@@ -25,3 +25,12 @@ def test_params_checksum_is_stable_and_sees_every_value_and_name():
     changed = {'dense': {'kernel': params['dense']['kernel'] + 1e-7, 'bias': np.zeros(3)}}
     assert features.params_checksum(changed) != checksum
     assert features.params_checksum({'other': params['dense']}) != checksum
+
+
+def test_class_accuracy_counts_argmax_matches():
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(10), size=200)
+    requested = np.arange(200) % 10
+    expected = sum(int(np.argmax(p) == y) for p, y in zip(probabilities, requested)) / 200
+    assert scores.class_accuracy(probabilities, requested) == pytest.approx(expected)
+    assert scores.class_accuracy(np.eye(10)[requested], requested) == 1.0
