@@ -7,10 +7,18 @@ Keys and meanings are stable: scripts and sweeps may rely on them. Values are ch
 import ml_collections
 
 
+class UnknownVariantError(ValueError):
+    """A `--config file.py:arg` variant the file does not define; `allowed` lists those it does."""
+
+    def __init__(self, arg: str, allowed: tuple[str, ...]):
+        self.allowed = allowed
+        super().__init__(f'config variant {arg!r} is unknown; allowed: {allowed or "none"}')
+
+
 def check_variant(arg: str | None, allowed: tuple[str, ...]) -> None:
     """Rejects a `--config file.py:arg` variant the config file does not define."""
     if arg is not None and arg not in allowed:
-        raise ValueError(f'config variant {arg!r} is unknown; allowed: {allowed or "none"}')
+        raise UnknownVariantError(arg, tuple(allowed))
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:

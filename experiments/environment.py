@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -35,6 +36,7 @@ def collect_environment() -> dict[str, Any]:
     return {
         'python': platform.python_version(),
         'platform': platform.platform(),
+        'cpu': {'model': _cpu_model(), 'cores': os.cpu_count()},
         'hostname': socket.gethostname(),
         'packages': {name: _package_version(name) for name in PACKAGES},
         'jax_backend': jax.default_backend(),
@@ -47,6 +49,18 @@ def collect_environment() -> dict[str, Any]:
         'argv': list(sys.argv),
         'timestamp_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(),
     }
+
+
+def _cpu_model() -> str:
+    """The CPU's marketing name (Linux /proc/cpuinfo), else what `platform` knows."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _package_version(name: str) -> str | None:

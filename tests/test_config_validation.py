@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from configs import dcgan_mnist, default, quickstart, vae_mlp_mnist, vae_mnist
+from configs import dcgan_mnist, default
 from experiments.config_validation import (
     ConfigError,
     check_image_shape,
@@ -15,14 +15,6 @@ from experiments.config_validation import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG_MODULES = [default, quickstart, dcgan_mnist, vae_mnist, vae_mlp_mnist]
-
-
-@pytest.mark.parametrize('module', CONFIG_MODULES, ids=lambda m: m.__name__)
-def test_shipped_configs_are_valid(module):
-    validate_config(module.get_config())
-
-
 def _with(key: str, value):
     config = default.get_config()
     parent, _, leaf = key.rpartition('.')

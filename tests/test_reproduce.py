@@ -1,0 +1,81 @@
+"""Reproductions: the runner, the redrawn figure and the README table generated from disk."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments import logs, reproduce
+
+
+def _write_results(workdir, metrics, protocols, step=100):
+    workdir.mkdir(parents=True)
+    logs.write_json(
+        workdir / 'results.json',
+        {'step': step, 'metrics': metrics, 'metric_protocols': protocols},
+    )
+    logs.write_json(workdir / reproduce.RECORD_FILE, {'seconds': 3720.0, 'invocations': []})
+    logs.write_json(
+        workdir / 'environment.json',
+        {'device_count': 1, 'device_kinds': ['cpu'], 'cpu': {'model': 'AMD EPYC', 'cores': 2}},
+    )
+
+
+def test_table_reads_results_from_disk_and_marks_missing_runs(tmp_path):
+    protocol = {
+        'importance_samples': 5000,
+        'num_examples': 10000,
+        'dataset': 'mnist',
+        'split': 'test',
+        'binarization': 'dynamic (fixed eval key)',
+    }
+    _write_results(
+        tmp_path / 'burda_vae',
+        {'eval/iwae': -87.123, 'eval/elbo': -91.5},
+        {'iwae': protocol},
+    )
+    text = reproduce.table(tmp_path)
+    rows = {line.split(' | ')[1]: line for line in text.splitlines() if line.startswith('| ')}
+    vae = rows['VAE (k=1), test NLL']
+    assert '| 86.76 | 87.12 |' in vae and 'k=5000 IWAE bound' in vae and 'ELBO -91.50' in vae
+    assert '1 h 02 min' in vae and '1 x cpu (AMD EPYC, 2 cores)' in vae
+    assert '| not run |' in rows['IWAE (k=5), test NLL']
+    assert 'python -m experiments.reproduce run burda_vae' in text
+
+
+def test_readme_section_is_replaced_between_markers(tmp_path):
+    readme = tmp_path / 'README.md'
+    readme.write_text(f'# x\n{reproduce.README_BEGIN}\nold\n{reproduce.README_END}\ntail\n')
+    for _ in range(2):  # idempotent
+        reproduce.update_readme(readme, 'new table')
+    assert readme.read_text() == (
+        f'# x\n{reproduce.README_BEGIN}\nnew table\n{reproduce.README_END}\ntail\n'
+    )
+    readme.write_text('no markers')
+    with pytest.raises(ValueError, match='markers'):
+        reproduce.update_readme(readme, 'x')
+
+
+def test_sweep_reproduction_runs_redraws_figure_and_tabulates(shared_data, data_dir, tmp_path):
+    root = tmp_path / 'runs'
+    tiny = [
+        f'--config.dataset.data_dir={data_dir}',
+        f'--config.dataset.source_dir={shared_data}',
+        '--config.train.num_steps=20',
+        '--config.train.log_every=5',
+        '--config.train.eval_every=10',
+        '--config.train.checkpoint_every=20',
+        '--config.train.sample_every=20',
+        '--config.train.progress_bar=False',
+    ]
+    workdir = reproduce.run(reproduce.REPRODUCTIONS['kingma_welling_frey'], root, tiny)
+    assert reproduce.figure_path(workdir).stat().st_size > 0
+    record = json.loads((workdir / reproduce.RECORD_FILE).read_text())
+    assert record['seconds'] > 0 and record['invocations'][0]['overrides'] == tiny
+    rows = reproduce.REPRODUCTIONS['kingma_welling_frey'].rows(workdir)
+    assert [row.target.rsplit('=', 1)[1] for row in rows] == ['3', '5', '10', '20']
+    for row in rows:
+        train_value, test_value = (float(part.split()[1]) for part in row.ours.split(', '))
+        assert train_value < 2000 and test_value < 2000  # finite bounds, nats per image
+        assert 'after 20 steps' in row.protocol
