@@ -10,15 +10,18 @@ import ml_collections
 class UnknownVariantError(ValueError):
     """A `--config file.py:arg` variant the file does not define; `allowed` lists those it does."""
 
-    def __init__(self, arg: str, allowed: tuple[str, ...]):
+    def __init__(self, message: str, allowed: tuple[str, ...] = ()):
+        # One-argument construction too: config_flags re-raises errors with a longer message.
+        super().__init__(message)
         self.allowed = allowed
-        super().__init__(f'config variant {arg!r} is unknown; allowed: {allowed or "none"}')
 
 
 def check_variant(arg: str | None, allowed: tuple[str, ...]) -> None:
     """Rejects a `--config file.py:arg` variant the config file does not define."""
     if arg is not None and arg not in allowed:
-        raise UnknownVariantError(arg, tuple(allowed))
+        raise UnknownVariantError(
+            f'config variant {arg!r} is unknown; allowed: {allowed or "none"}', tuple(allowed)
+        )
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
