@@ -183,7 +183,8 @@ def save_samples(
     writer: logs.MetricWriter | None = None,
     step: int = 0,
 ) -> list[Path]:
-    """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions).
+    """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions); a
+    class-conditional model's samples have one row per class.
 
     Every process computes them (the state spans all processes' devices); process 0 writes
     them and returns their paths, the others return [].
@@ -191,11 +192,14 @@ def save_samples(
     config, model = run.config, run.model
     if model.generate is None:  # a classifier: nothing to draw
         return []
+    num, labels, columns = config.train.num_samples, None, None
+    if model.num_classes:
+        columns = max(num // model.num_classes, 1)
+        num = columns * model.num_classes
+        labels = jnp.repeat(jnp.arange(model.num_classes), columns)
     grids = {
         'samples': np.asarray(
-            jax.jit(model.generate, static_argnums=2)(
-                state, run.keys['sample'], config.train.num_samples
-            )
+            jax.jit(model.generate, static_argnums=2)(state, run.keys['sample'], num, labels)
         )
     }
     if model.reconstruct is not None:
@@ -215,7 +219,7 @@ def save_samples(
     paths = []
     for name, grid_images in grids.items():
         # Reconstructions come in (original, reconstruction) pairs side by side.
-        ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2))) if name != 'samples' else None
+        ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2))) if name != 'samples' else columns
         grid = images.make_grid(grid_images, ncol=ncol, value_range=model.image_range)
         paths.append(images.save_png(workdir / 'samples' / f'{name}_{tag}.png', grid))
         if writer is not None:
