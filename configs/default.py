@@ -33,16 +33,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.model = model = ml_collections.ConfigDict()
     model.name = 'vae'  # model family: 'gan' | 'vae' | 'classifier' (a feature network)
-    model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only)
+    model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only) | 'resnet' (GAN
+    # only: SNGAN-style residual G and D)
     model.latent_dim = 16  # size of z
-    model.width = 32  # conv: channels of the widest-resolution stage
+    model.width = 32  # conv: channels of the widest-resolution stage; resnet: G's blocks have 4x
+    # and D's 2x this many channels (StudioGAN's convention)
     model.kernel_size = 4  # conv: kernel side of every conv layer
     model.conditional = False  # gan/vae: condition on the dataset's class labels (generate a
     # requested class); needs a labelled dataset
     model.hidden = (500,)  # mlp: hidden layer sizes (encoder; decoder reversed)
     model.activation = 'relu'  # mlp: 'tanh' | 'relu' | 'softplus' | 'leaky_relu'
-    model.gan_loss = 'non_saturating'  # gan: G's loss, 'minimax' | 'non_saturating'
-    model.d_dropout = 0.3  # gan: dropout rate after each D conv layer
+    model.gan_loss = 'non_saturating'  # gan: 'minimax' | 'non_saturating' (cross-entropy D,
+    # G's loss) | 'hinge' | 'wasserstein' (a critic; pair it with a gradient penalty)
+    model.d_dropout = 0.3  # gan, conv: dropout rate after each D conv layer
+    model.gradient_penalty = 0.0  # gan: weight of WGAN-GP's (||grad D||-1)^2 on interpolates
+    model.r1_gamma = 0.0  # gan: R1 penalty gamma/2 * ||grad D(x)||^2 on real images
+    model.n_critic = 1  # gan: D updates per G update, each on its own 1/n of the train batch
+    model.spectral_norm = False  # gan: spectral normalisation of every D layer
+    model.ema_decay = 0.0  # gan: decay of an EMA of G's weights used to generate; 0 = off
     model.likelihood = 'bernoulli'  # vae: p(x|z), 'bernoulli' | 'gaussian'
     model.beta = 1.0  # vae: weight of the KL term in the loss
     model.decoder_std = 0.1  # vae, gaussian: (initial) std of p(x|z)
@@ -67,6 +75,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     optim.eps = 1e-8  # numerical epsilon of the optimiser
     optim.weight_decay = 0.0  # adamw: decoupled weight decay
     optim.d_lr_multiplier = 1.0  # gan: D's learning rate is lr * this
+    optim.schedule = 'constant'  # lr over train steps: 'constant' | 'linear' (to 0 at
+    # train.num_steps) | 'cosine' (to 0 at train.num_steps) | 'piecewise'
+    optim.schedule_boundaries = ()  # piecewise: train steps where the lr is rescaled
+    optim.schedule_scales = ()  # piecewise: lr multipliers from each boundary on (cumulative)
+    optim.warmup_steps = 0  # linear lr warm-up from 0 over this many train steps
 
     config.parallel = parallel = ml_collections.ConfigDict()
     parallel.backend = 'shard_map'  # steps over all devices: 'shard_map' (jit + shard_map;

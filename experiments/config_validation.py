@@ -57,7 +57,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'seed': _at_least(0),
     'lr': _positive(),
     'model.name': _choice(*MODEL_BUILDERS),
-    'model.net': _choice('conv', 'mlp'),
+    'model.net': _choice('conv', 'mlp', 'resnet'),
     'model.latent_dim': _at_least(1),
     'model.width': _at_least(1),
     'model.kernel_size': _at_least(1),
@@ -66,8 +66,12 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         'a non-empty tuple of positive ints',
     ),
     'model.activation': _choice(*nets.ACTIVATIONS),
-    'model.gan_loss': _choice(*losses.GENERATOR_LOSSES),
+    'model.gan_loss': _choice(*losses.GAN_LOSSES),
     'model.d_dropout': _unit_interval(),
+    'model.gradient_penalty': _at_least(0),
+    'model.r1_gamma': _at_least(0),
+    'model.n_critic': _at_least(1),
+    'model.ema_decay': _unit_interval(),
     'model.likelihood': _choice(*losses.LIKELIHOODS),
     'model.beta': _at_least(0),
     'model.decoder_std': _positive(),
@@ -79,6 +83,16 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'optim.eps': _positive(),
     'optim.weight_decay': _at_least(0),
     'optim.d_lr_multiplier': _positive(),
+    'optim.schedule': _choice(*optim.SCHEDULES),
+    'optim.schedule_boundaries': (
+        (lambda v: all(isinstance(b, int) and b >= 1 for b in v) and list(v) == sorted(set(v))),
+        'increasing positive step numbers',
+    ),
+    'optim.schedule_scales': (
+        (lambda v: all(isinstance(s, (int, float)) and s >= 0 for s in v)),
+        'a tuple of non-negative multipliers',
+    ),
+    'optim.warmup_steps': _at_least(0),
     'parallel.backend': _choice(*BACKENDS),
     'train.num_steps': _at_least(1),
     'train.batch_size': _at_least(1),
@@ -154,13 +168,30 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int = 1) -> 
 
 def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> None:
     model, train = config.model, config.train
-    if model.name == 'gan' and model.net != 'conv':
-        raise ConfigError('model.net', model.net, "model.name='gan' uses 'conv' nets")
+    if model.name == 'gan' and model.net == 'mlp':
+        raise ConfigError('model.net', model.net, "model.name='gan' uses 'conv' or 'resnet' nets")
+    if model.name != 'gan' and model.net == 'resnet':
+        raise ConfigError('model.net', model.net, "'resnet' nets are for model.name='gan'")
+    if model.net == 'resnet' and model.d_dropout:
+        raise ConfigError('model.d_dropout', model.d_dropout, "0 with model.net='resnet'")
+    if len(config.optim.schedule_scales) != len(config.optim.schedule_boundaries):
+        raise ConfigError(
+            'optim.schedule_scales',
+            config.optim.schedule_scales,
+            'one multiplier per optim.schedule_boundaries entry',
+        )
     if config.dataset.binarize and (model.name != 'vae' or model.likelihood != 'bernoulli'):
         raise ConfigError(
             'dataset.binarize', True, "only with model.name='vae' and model.likelihood='bernoulli'"
         )
     _check_eval(config)
+    if model.name == 'gan' and train.batch_size % (model.n_critic * num_devices):
+        raise ConfigError(
+            'train.batch_size',
+            train.batch_size,
+            f'a multiple of model.n_critic x the device count ({model.n_critic} x {num_devices}): '
+            'each device splits its batch into one sub-batch per D update',
+        )
     for key in ('batch_size', 'eval_batch_size'):
         if getattr(train, key) % num_devices:
             raise ConfigError(

@@ -192,7 +192,8 @@ def save_samples(
     writer: logs.MetricWriter | None = None,
     step: int = 0,
 ) -> list[Path]:
-    """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions).
+    """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions); a
+    class-conditional model's samples have one row per class.
 
     Every process computes them (the state spans all processes' devices); process 0 writes
     them and returns their paths, the others return [].

@@ -1,4 +1,4 @@
-"""GAN objectives, likelihoods and the KL term of the ELBO.
+"""GAN objectives and gradient penalties, likelihoods and the KL term of the ELBO.
 
 Everything works on logits for numerical stability: log D = -softplus(-l) and
 log(1 - D) = -softplus(l) for D = sigmoid(l). GAN losses are elementwise and likelihood terms are
@@ -11,30 +11,57 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+# The generator losses of the cross-entropy game, whose discriminator loss they share.
 GENERATOR_LOSSES = ('minimax', 'non_saturating')
+# Every `model.gan_loss`: both players' losses.
+GAN_LOSSES = (*GENERATOR_LOSSES, 'hinge', 'wasserstein')
 LIKELIHOODS = ('bernoulli', 'gaussian')
 _LOG_2PI = float(np.log(2 * np.pi))
 
 
-def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """-(log D(x) + log(1 - D(G(z)))) elementwise: D maximises the min-max value.
+def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array, kind: str) -> jax.Array:
+    """D's loss elementwise; real and fake outputs pair up, the batch mean is D's loss.
 
-    Real and fake logits pair up elementwise; the batch mean is D's loss.
+    'minimax', 'non_saturating': -(log D(x) + log(1 - D(G(z)))), D maximises the min-max value.
+    'hinge': relu(1 - D(x)) + relu(1 + D(G(z))) on raw outputs (Lim & Ye 2017, SNGAN).
+    'wasserstein': D(G(z)) - D(x), the critic's negated Wasserstein estimate (Arjovsky et al.).
     """
-    return jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
+    if kind in GENERATOR_LOSSES:
+        return jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
+    if kind == 'hinge':
+        return jax.nn.relu(1.0 - real_logits) + jax.nn.relu(1.0 + fake_logits)
+    if kind == 'wasserstein':
+        return fake_logits - real_logits
+    raise ValueError(f'GAN loss {kind!r}: allowed {GAN_LOSSES}')
 
 
 def generator_loss(fake_logits: jax.Array, kind: str) -> jax.Array:
-    """The generator's loss elementwise on D's logits for generated images.
+    """The generator's loss elementwise on D's outputs for generated images.
 
     'minimax': minimise log(1 - D(G(z))), the literal min-max objective.
     'non_saturating': minimise -log D(G(z)), same fixed point, stronger early gradients.
+    'hinge', 'wasserstein': minimise -D(G(z)) (raw outputs).
     """
     if kind == 'minimax':
         return -jax.nn.softplus(fake_logits)
     if kind == 'non_saturating':
         return jax.nn.softplus(-fake_logits)
-    raise ValueError(f'generator loss {kind!r}: allowed {GENERATOR_LOSSES}')
+    if kind in ('hinge', 'wasserstein'):
+        return -fake_logits
+    raise ValueError(f'GAN loss {kind!r}: allowed {GAN_LOSSES}')
+
+
+def gradient_penalty(input_grads: jax.Array) -> jax.Array:
+    """(||grad_x D(x)||_2 - 1)^2 per example (WGAN-GP, Gulrajani et al. 2017), given the
+    gradients of D's outputs at random interpolates of real and generated images."""
+    # The 1e-12 keeps the norm's gradient finite where D's gradient vanishes.
+    return (jnp.sqrt(squared_gradient_norm(input_grads) + 1e-12) - 1.0) ** 2
+
+
+def squared_gradient_norm(input_grads: jax.Array) -> jax.Array:
+    """||grad_x D(x)||_2^2 per example; on real data, gamma / 2 times it is the R1 penalty
+    (Mescheder et al. 2018)."""
+    return _sum_per_example(input_grads**2)
 
 
 def _sum_per_example(values: jax.Array) -> jax.Array:

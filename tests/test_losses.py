@@ -21,7 +21,22 @@ def logits():
 def test_discriminator_loss_is_negative_minmax_value(logits):
     real, fake = logits
     expected = -(np.log(_sigmoid(real)) + np.log(1 - _sigmoid(fake)))
-    np.testing.assert_allclose(losses.discriminator_loss(real, fake), expected, rtol=1e-5)
+    for kind in losses.GENERATOR_LOSSES:
+        np.testing.assert_allclose(losses.discriminator_loss(real, fake, kind), expected, rtol=1e-5)
+
+
+def test_hinge_and_wasserstein_losses(logits):
+    real, fake = logits
+    np.testing.assert_allclose(
+        losses.discriminator_loss(real, fake, 'hinge'),
+        np.maximum(0, 1 - real) + np.maximum(0, 1 + fake),
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(losses.discriminator_loss(real, fake, 'wasserstein'), fake - real)
+    for kind in ('hinge', 'wasserstein'):
+        np.testing.assert_allclose(losses.generator_loss(fake, kind), -fake)
+    with pytest.raises(ValueError, match='wasserstein'):
+        losses.discriminator_loss(real, fake, 'lsgan')
 
 
 def test_generator_losses(logits):
@@ -33,16 +48,49 @@ def test_generator_losses(logits):
         losses.generator_loss(fake, 'non_saturating'), -np.log(_sigmoid(fake)), rtol=1e-5, atol=1e-6
     )
     with pytest.raises(ValueError, match='minimax'):
-        losses.generator_loss(fake, 'hinge')
+        losses.generator_loss(fake, 'lsgan')
 
 
 def test_generator_losses_share_the_fixed_point_gradient_sign(logits):
-    # Both objectives push D(G(z)) up: their gradients w.r.t. the logit are negative.
-    for kind in losses.GENERATOR_LOSSES:
+    # Every objective pushes D(G(z)) up: its gradient w.r.t. the logit is negative.
+    for kind in losses.GAN_LOSSES:
         grads = jax.grad(lambda logit, kind=kind: jnp.sum(losses.generator_loss(logit, kind)))(
             jnp.asarray(logits[1])
         )
         assert np.all(np.asarray(grads) < 0)
+
+
+def _finite_difference_gradients(f, x, h=1e-3):
+    """Central differences of a scalar numpy function of x, per coordinate (float64)."""
+    grads = np.zeros_like(x)
+    for index in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[index] = h
+        grads[index] = (f(x + step) - f(x - step)) / (2 * h)
+    return grads
+
+
+def _critic(x, w):
+    """A smooth per-example critic, sum(tanh(x w)), in numpy (float64)."""
+    return np.tanh(x.reshape(len(x), -1) @ w).sum(-1)
+
+
+def test_gradient_penalty_and_r1_match_finite_differences():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3, 2, 2, 1))
+    w = rng.normal(size=(4, 5))
+    numeric = np.stack(
+        [
+            _finite_difference_gradients(lambda xi, i=i: _critic(xi[None], w)[0], x[i])
+            for i in range(len(x))
+        ]
+    )
+    norms = np.sqrt((numeric.reshape(3, -1) ** 2).sum(-1))
+    jax_grads = jax.grad(
+        lambda v: jnp.sum(jnp.tanh(v.reshape(3, -1) @ jnp.asarray(w, jnp.float32)))
+    )(jnp.asarray(x, jnp.float32))
+    np.testing.assert_allclose(losses.gradient_penalty(jax_grads), (norms - 1) ** 2, rtol=1e-4)
+    np.testing.assert_allclose(losses.squared_gradient_norm(jax_grads), norms**2, rtol=1e-4)
 
 
 def test_bernoulli_log_likelihood_matches_binary_cross_entropy():

@@ -31,7 +31,7 @@ def build(config, info) -> base.ModelDef:
     if info.num_classes < 2:
         raise ValueError(f'{config.dataset.name} has no class labels to train a classifier on')
     net = make_net(config, info)
-    tx = optim.make_optimizer(config.optim, config.lr)
+    tx = optim.make_optimizer(config.optim, config.lr, config.train.num_steps)
 
     def init(rng, batch):
         params = {'classifier': net.init(rng, batch['image'][:1])['params']}

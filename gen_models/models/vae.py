@@ -76,7 +76,7 @@ def build(config, info) -> base.ModelDef:
         initial_log_std=float(np.log(model_config.decoder_std)),
         learn_log_std=likelihood == 'gaussian' and model_config.learn_decoder_std,
     )
-    tx = optim.make_optimizer(config.optim, config.lr)
+    tx = optim.make_optimizer(config.optim, config.lr, config.train.num_steps)
 
     def init(rng, batch):
         e_rng, d_rng = jax.random.split(rng)

@@ -1,6 +1,16 @@
-"""Flax linen modules: DCGAN-style conv stacks and MLPs."""
+"""Flax linen modules: DCGAN-style conv stacks, SNGAN-style ResNets and MLPs."""
 
 from gen_models.nets.conv import DownConvStack, UpConvStack, check_image_shape, num_stages
 from gen_models.nets.mlp import ACTIVATIONS, MLP
+from gen_models.nets.resnet import ResNetDiscriminator, ResNetGenerator
 
-__all__ = ['ACTIVATIONS', 'DownConvStack', 'MLP', 'UpConvStack', 'check_image_shape', 'num_stages']
+__all__ = [
+    'ACTIVATIONS',
+    'DownConvStack',
+    'MLP',
+    'ResNetDiscriminator',
+    'ResNetGenerator',
+    'UpConvStack',
+    'check_image_shape',
+    'num_stages',
+]

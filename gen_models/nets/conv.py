@@ -14,7 +14,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_models.nets.conditional import batch_norm, projection
 from gen_models.nets.fast_conv import ConvTranspose, dropout_masks
+from gen_models.nets.layers import spectral
 
 MIN_BASE_SIDE = 4
 
@@ -47,7 +49,8 @@ class UpConvStack(nn.Module):
     transposed convolution maps to the image's channels. Transposed convolutions are
     `fast_conv.ConvTranspose`: `nn.ConvTranspose`'s function and parameters, with a kernel
     gradient that XLA-CPU runs fast. `output_activation` is 'tanh'
-    (GAN generator, images in [-1, 1]) or 'none' (decoder logits / means).
+    (GAN generator, images in [-1, 1]) or 'none' (decoder logits / means). With
+    `num_classes` > 0 the batch norms are class-conditional on `labels`.
     """
 
     image_shape: Sequence[int]
@@ -56,9 +59,10 @@ class UpConvStack(nn.Module):
     use_batch_norm: bool = True
     output_activation: str = 'tanh'
     axis_name: str | None = None
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, z: jax.Array, *, train: bool) -> jax.Array:
+    def __call__(self, z: jax.Array, labels: jax.Array | None = None, *, train: bool) -> jax.Array:
         stages = num_stages(self.image_shape)
         height, width, channels = self.image_shape
         base_h, base_w = height // 2**stages, width // 2**stages
@@ -67,9 +71,13 @@ class UpConvStack(nn.Module):
 
         def normalize_and_activate(h):
             if self.use_batch_norm:
-                h = nn.BatchNorm(
-                    use_running_average=not train, momentum=0.9, axis_name=self.axis_name
-                )(h)
+                h = batch_norm(
+                    h,
+                    labels,
+                    num_classes=self.num_classes,
+                    train=train,
+                    axis_name=self.axis_name,
+                )
             return nn.relu(h)
 
         h = nn.Dense(base_h * base_w * features, use_bias=not self.use_batch_norm)(z)
@@ -96,16 +104,30 @@ class DownConvStack(nn.Module):
     Channels double at every stage from `width`. Serves as the DCGAN discriminator
     (outputs=1, a logit) and as the conv VAE encoder (outputs=2*latent). In training, each
     stage's output is dropped out (inverted dropout) with masks from
-    `fast_conv.dropout_masks`, all drawn from one 'dropout' rng.
+    `fast_conv.dropout_masks`, all drawn from one 'dropout' rng, or, given `dropout_keys`
+    (one key per example), example i's masks from dropout_keys[i] alone (so that they do not
+    depend on how a batch is split). `spectral_norm` normalises every layer (power iteration
+    advanced when `update_stats`); with `num_classes` > 0 it is a projection discriminator
+    of (x, labels).
     """
 
     outputs: int
     width: int = 64
     kernel_size: int = 4
     dropout_rate: float = 0.0
+    spectral_norm: bool = False
+    num_classes: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+    def __call__(
+        self,
+        x: jax.Array,
+        labels: jax.Array | None = None,
+        *,
+        train: bool,
+        dropout_keys: jax.Array | None = None,
+        update_stats: bool = False,
+    ) -> jax.Array:
         stages = num_stages(x.shape[1:])
         features = [self.width * 2**stage for stage in range(stages)]
         keep_rate = 1.0 - self.dropout_rate
@@ -115,16 +137,26 @@ class DownConvStack(nn.Module):
                 (x.shape[0], x.shape[1] // 2 ** (s + 1), x.shape[2] // 2 ** (s + 1), features[s])
                 for s in range(stages)
             ]
-            masks = dropout_masks(self.make_rng('dropout'), shapes, keep_rate)
+            if dropout_keys is None:
+                masks = dropout_masks(self.make_rng('dropout'), shapes, keep_rate)
+            else:
+                masks = jax.vmap(
+                    lambda key: dropout_masks(key, [s[1:] for s in shapes], keep_rate)
+                )(dropout_keys)
         h = x
         for stage in range(stages):
-            h = nn.Conv(
+            conv = nn.Conv(
                 features[stage],
                 (self.kernel_size, self.kernel_size),
                 strides=(2, 2),
                 padding='SAME',
-            )(h)
+            )
+            h = spectral(conv, h, self.spectral_norm, update_stats)
             h = nn.leaky_relu(h, negative_slope=0.2)
             if masks is not None:
                 h = jnp.where(masks[stage], h / keep_rate, jnp.zeros_like(h))
-        return nn.Dense(self.outputs)(h.reshape(h.shape[0], -1))
+        h = h.reshape(h.shape[0], -1)
+        out = spectral(nn.Dense(self.outputs), h, self.spectral_norm, update_stats)
+        if self.num_classes:
+            out += projection(h, labels, self.num_classes, self.spectral_norm, update_stats)
+        return out

@@ -1,0 +1,15 @@
+"""Optional spectral normalisation of a layer, for discriminators."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+
+
+def spectral(layer: nn.Module, x: jax.Array, enabled: bool, update_stats: bool) -> jax.Array:
+    """`layer(x)`, with its weights divided by their largest singular value when `enabled`
+    (Miyato et al. 2018, `nn.SpectralNorm`: one power iteration per call, its vector kept in
+    the 'batch_stats' collection and advanced when `update_stats`)."""
+    if enabled:
+        return nn.SpectralNorm(layer)(x, update_stats=update_stats)
+    return layer(x)
