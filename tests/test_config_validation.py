@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from configs import dcgan_mnist, default, quickstart, vae_mlp_mnist, vae_mnist
+from configs import (
+    dcgan_mnist,
+    default,
+    hybrid_mnist,
+    hybrid_shapes,
+    quickstart,
+    vae_mlp_mnist,
+    vae_mnist,
+)
 from experiments.config_validation import (
     ConfigError,
     check_image_shape,
@@ -16,6 +24,7 @@ from experiments.config_validation import (
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_MODULES = [default, quickstart, dcgan_mnist, vae_mnist, vae_mlp_mnist]
+CONFIG_MODULES += [hybrid_shapes, hybrid_mnist]
 
 
 @pytest.mark.parametrize('module', CONFIG_MODULES, ids=lambda m: m.__name__)
