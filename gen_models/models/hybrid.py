@@ -28,9 +28,9 @@ where e is the other domain and z_ded ~ q_e(z | x_de) re-encodes the translation
 (cycles A->B->A and B->A->B).
 
 L_adv (adversarial_weight > 0): a small DCGAN discriminator per output domain (paired: the
-targets x'; unpaired: A and B) learns to tell real images of that domain from the outputs
-(G(m(z)); the translations) with the GAN discriminator loss, and the outputs' side minimises
-`model.gan_loss`. Both players update at once from the same step: D on the current outputs, the
+targets x'; unpaired: A and B; `model.width`, dropout `model.d_dropout`) learns to tell real
+images of that domain from the outputs (G(m(z)); the translations) with the GAN discriminator
+loss, and the outputs' side minimises `model.gan_loss`. Both players update at once from the same step: D on the current outputs, the
 rest against the current D; D's learning rate is lr * optim.d_lr_multiplier.
 
 Evaluation (per example, summed by `base.masked_sums`): the ELBO terms in nats per image and
