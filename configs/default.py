@@ -33,6 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.model = model = ml_collections.ConfigDict()
     model.name = 'vae'  # model family: 'gan' | 'vae' | 'classifier' (a feature network)
+    # | 'hybrid' (encoder, decoder and an image-to-image generator G: x -> x', config.transform)
     model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only) | 'resnet' (GAN
     # only: SNGAN-style residual G and D)
     model.latent_dim = 16  # size of z
@@ -55,6 +56,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model.beta = 1.0  # vae: weight of the KL term in the loss
     model.decoder_std = 0.1  # vae, gaussian: (initial) std of p(x|z)
     model.learn_decoder_std = False  # vae, gaussian: learn that std as a parameter
+    model.code_dim = 128  # hybrid: width of G's dense bottleneck (image -> code -> image);
+    # unpaired: of the layers the two domains' encoders and decoders share
+    model.adversarial_weight = 0.0  # hybrid: weight of a DCGAN discriminator's loss on G's
+    # outputs (unpaired: on both translations); 0 = no discriminator
+    model.cycle_weight = 1.0  # hybrid, unpaired: weight of the cycle terms A->B->A, B->A->B
 
     config.dataset = dataset = ml_collections.ConfigDict()
     dataset.name = 'shapes'  # 'shapes' | 'mnist' | 'fashion_mnist' | 'cifar10' |
@@ -67,6 +73,18 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     dataset.train_split = 'train'  # split trained on
     dataset.eval_split = 'test'  # split evaluated on
     dataset.binarize = False  # vae: dynamic binarisation, x ~ Bernoulli(pixel)
+
+    config.transform = transform = ml_collections.ConfigDict()  # hybrid: (x, x') pairs
+    transform.name = 'none'  # x -> x': 'none' | 'rotate' | 'flip' | 'scale' | 'mask'
+    # (inpainting: input masked, target whole) | 'noise' (denoising: input noisy, target clean)
+    transform.angle = 90.0  # rotate: degrees counter-clockwise; multiples of 90 exact (rot90)
+    transform.flip_axis = 'horizontal'  # flip: 'horizontal' (left-right) | 'vertical'
+    transform.scale = 1.5  # scale: zoom factor about the centre (> 1 enlarges), bilinear
+    transform.mask = 'quarter'  # mask: 'quarter' (top-left quadrant) | 'centre' (centred
+    # half-size box) | 'random' (a half-size box at a random position per example)
+    transform.noise_std = 0.2  # noise: std of the Gaussian noise added to [0, 1] pixels
+    transform.pairing = 'paired'  # 'paired': train on (x, T(x)) | 'unpaired': domain A = x, domain
+    # B = T(x) of other, disjoint examples; no pairs given (UNIT-like translation)
 
     config.optim = optim = ml_collections.ConfigDict()
     optim.name = 'adam'  # 'adam' | 'adamw' | 'adagrad' | 'sgd' | 'rmsprop'

@@ -7,6 +7,7 @@ that cannot work together.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import ml_collections
 
 from configs import default
 from gen_models import losses, metrics, nets, optim
+from gen_models.data import transforms
+from gen_models.metrics import transformation
 from gen_models.models import MODEL_BUILDERS
 from gen_models.nets import inception
 from gen_models.parallel import BACKENDS
@@ -75,6 +78,16 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'model.likelihood': _choice(*losses.LIKELIHOODS),
     'model.beta': _at_least(0),
     'model.decoder_std': _positive(),
+    'model.code_dim': _at_least(1),
+    'model.adversarial_weight': _at_least(0),
+    'model.cycle_weight': _at_least(0),
+    'transform.name': _choice(*transforms.TRANSFORMS),
+    'transform.angle': (math.isfinite, 'a finite number of degrees'),
+    'transform.flip_axis': _choice(*transforms.FLIP_AXES),
+    'transform.scale': ((lambda v: 0 < v < math.inf), 'a finite zoom factor > 0'),
+    'transform.mask': _choice(*transforms.MASKS),
+    'transform.noise_std': _at_least(0),
+    'transform.pairing': _choice(*transforms.PAIRINGS),
     'dataset.image_size': ((lambda v: v == 0 or v >= 8), '0 (keep) or >= 8'),
     'dataset.shapes_resolution': _at_least(8),
     'optim.name': _choice(*optim.OPTIMIZERS),
@@ -184,6 +197,7 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
         raise ConfigError(
             'dataset.binarize', True, "only with model.name='vae' and model.likelihood='bernoulli'"
         )
+    _check_hybrid(config, num_devices)
     _check_eval(config)
     if model.name == 'gan' and train.batch_size % (model.n_critic * num_devices):
         raise ConfigError(
@@ -199,6 +213,25 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
                 getattr(train, key),
                 f'a multiple of the device count ({num_devices})',
             )
+
+
+def _check_hybrid(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Transforms feed the hybrid only; unpaired batches split into two domains per device."""
+    model, transform = config.model, config.transform
+    if model.name != 'hybrid':
+        if transform.name != 'none':
+            raise ConfigError('transform.name', transform.name, "'none' unless model.name='hybrid'")
+        return
+    if model.net != 'conv':
+        raise ConfigError('model.net', model.net, "model.name='hybrid' uses 'conv' nets")
+    batch = config.train.batch_size
+    if transform.pairing == 'unpaired' and batch % (2 * num_devices):
+        raise ConfigError(
+            'train.batch_size',
+            batch,
+            f'with unpaired transforms, a multiple of 2 x the device count ({2 * num_devices}): '
+            'each device splits its examples into domains A and B',
+        )
 
 
 def _check_eval(config: ml_collections.ConfigDict) -> None:
@@ -238,12 +271,19 @@ def check_image_shape(config: ml_collections.ConfigDict, image_shape: tuple[int,
     """The conv nets need image sides with enough factors of two (known once data is)."""
     if config.model.net != 'conv':
         return
+    key = 'dataset.image_size' if config.dataset.image_size else 'dataset.name'
+    value = config.dataset.image_size or config.dataset.name
     try:
         nets.check_image_shape(image_shape)
     except ValueError as error:
-        key = 'dataset.image_size' if config.dataset.image_size else 'dataset.name'
-        value = config.dataset.image_size or config.dataset.name
         raise ConfigError(key, value, f'conv nets cannot use this size: {error}') from None
+    if config.model.name == 'hybrid' and min(image_shape[:2]) < transformation.WINDOW:
+        raise ConfigError(
+            key,
+            value,
+            f'the hybrid scores SSIM with an {transformation.WINDOW} px window: images of at '
+            f'least that many px per side (got {tuple(image_shape)})',
+        )
 
 
 def check_labels(config: ml_collections.ConfigDict, num_classes: int) -> None:

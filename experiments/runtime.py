@@ -27,7 +27,9 @@ from experiments.config_validation import (
 )
 from gen_models import data, images, parallel
 from gen_models.checkpoints import Checkpointer
-from gen_models.models import ModelDef, TrainState, build_model
+from gen_models.data import transforms
+from gen_models.metrics import transformation
+from gen_models.models import ModelDef, TrainState, base, build_model
 
 KEY_NAMES = ('init', 'train', 'eval', 'sample')
 COMPILATION_CACHE_ENV = 'GEN_MODELS_COMPILATION_CACHE'
@@ -220,21 +222,43 @@ def save_samples(
         low, high = model.image_range
         scaled = originals.astype(np.float32) / 255.0 * (high - low) + low
         grids['reconstructions'] = np.stack([scaled, recon], axis=1).reshape(-1, *recon.shape[1:])
+    if model.transform is not None:
+        grids['transformations'] = transformation_grid(run, state)
     if jax.process_index() != 0:
         return []
     paths = []
     for name, grid_images in grids.items():
-        # Reconstructions come in (original, reconstruction) pairs side by side; class-
-        # conditional samples in one row per class.
-        if name != 'samples':
-            ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2)))
-        else:
+        # Reconstructions come in (original, reconstruction) pairs side by side, transformations
+        # in (input, target, output) triples, class-conditional samples in one row per class.
+        if name == 'samples':
             ncol = None if labels is None else num // model.num_classes
+        else:
+            group = 3 if name == 'transformations' else 2
+            ncol = group * int(np.ceil(np.sqrt(len(grid_images) / group)))
         grid = images.make_grid(grid_images, ncol=ncol, value_range=model.image_range)
         paths.append(images.save_png(workdir / 'samples' / f'{name}_{tag}.png', grid))
         if writer is not None:
             writer.write_images(step, {name: grid})
     return paths
+
+
+def transformation_grid(run: Run, state: TrainState) -> np.ndarray:
+    """(input, target, output) triples of the first eval images, flattened for a grid.
+
+    Pairs come from `transforms.make_pair` with per-image keys folded from the sample key;
+    the output is the model's transform of the input. Images in [0, 1].
+    """
+    config = run.config
+    num = max(config.train.num_samples // 3, 1)
+    originals = next(iter(data.make_eval_iterator(config.dataset, batch_size=num)))['image']
+
+    def triples(state, originals, rng):
+        x = originals.astype(jnp.float32) / 255.0
+        source, target = transforms.make_pair(config.transform, x, base.index_keys(rng, num))
+        return jnp.stack([source, target, run.model.transform(state, source, rng)], axis=1)
+
+    grid = jax.jit(triples)(state, originals, run.keys['sample'])
+    return np.asarray(grid).reshape(-1, *grid.shape[2:])
 
 
 def protocol(run: Run) -> dict[str, Any]:
@@ -247,6 +271,16 @@ def protocol(run: Run) -> dict[str, Any]:
         'seed': config.seed,
         'binarization': 'dynamic (fixed eval key)' if config.dataset.binarize else 'none',
         'metric_units': 'nats per image' if config.model.name == 'vae' else 'per example',
+    } | _transform_protocol(config)
+
+
+def _transform_protocol(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The hybrid's (x, x') pairs and how its outputs are scored; {} for other models."""
+    if config.model.name != 'hybrid':
+        return {}
+    return {
+        'transform': config.transform.to_dict(),
+        'metric_units': 'ELBO terms in nats per image; ' + transformation.PROTOCOL,
     }
 
 

@@ -3,11 +3,11 @@
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m tests.parallel_worker OUT.pkl
 
 Runs in its own process because the device count is fixed when JAX starts. Writes a pickle of
-numpy trees: for the GAN and the conv VAE, the state after two train steps on 1 device, on 8
-with the shard_map backend and on 8 with pmap, from the same initial state and batches (the
-GAN generator's batch norm is synced over devices); the same after a checkpoint written on
-1 device and resumed on 8, and the other way round; and the error message of a batch that
-does not split over the devices.
+numpy trees: for the GAN, the conv VAE and the unpaired hybrid, the state after two train steps
+on 1 device, on 8 with the shard_map backend and on 8 with pmap, from the same initial state and
+batches (the GAN generator's batch norm is synced over devices); the same after a checkpoint
+written on 1 device and resumed on 8, and the other way round; and the error message of a batch
+that does not split over the devices.
 """
 
 from __future__ import annotations
@@ -31,12 +31,14 @@ BATCH = 16
 IMAGE_SHAPE = (16, 16, 1)
 RUNS = ((1, 'shard_map'), (NUM_DEVICES, 'shard_map'), (NUM_DEVICES, 'pmap'))
 CONFIGS = {'gan': 'dcgan_mnist', 'vae': 'vae_mnist'}
+CONFIGS['hybrid'] = 'hybrid_shapes:unpaired'  # two domains per device, a discriminator each
 
 
 def tiny_config(family: str):
     """A narrow net trained with plain SGD (Adam's g / |g| would hide a wrong gradient scale),
     GAN dropout on: its masks are drawn per example, so they must agree too."""
-    config = importlib.import_module(f'configs.{CONFIGS[family]}').get_config()
+    name, _, variant = CONFIGS[family].partition(':')
+    config = importlib.import_module(f'configs.{name}').get_config(variant or None)
     config.model.width = 8
     config.model.latent_dim = 4
     config.optim.name = 'sgd'

@@ -15,6 +15,8 @@ from experiments.config_validation import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+
+
 def _with(key: str, value):
     config = default.get_config()
     parent, _, leaf = key.rpartition('.')
@@ -83,7 +85,7 @@ def test_inconsistent_combinations():
         validate_config(config, num_devices=8)
     config = dcgan_mnist.get_config()
     config.eval.metrics = ('class_accuracy',)
-    with pytest.raises(ConfigError, match="eval.metrics=.*class-conditional"):
+    with pytest.raises(ConfigError, match='eval.metrics=.*class-conditional'):
         validate_config(config)
     config = default.get_config()
     config.dataset.image_size = 9
