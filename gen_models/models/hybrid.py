@@ -141,8 +141,10 @@ def build(config, info) -> base.ModelDef:
         dropout_rate=model_config.d_dropout,
     )
     output_domains = ('a', 'b') if unpaired else ('target',)
-    tx = optim.make_optimizer(config.optim, config.lr)
-    d_tx = optim.make_optimizer(config.optim, config.lr * config.optim.d_lr_multiplier)
+    tx = optim.make_optimizer(config.optim, config.lr, config.train.num_steps)
+    d_tx = optim.make_optimizer(
+        config.optim, config.lr * config.optim.d_lr_multiplier, config.train.num_steps
+    )
 
     def init(rng, batch):
         x = base.images_to_unit(batch['image'][:1])
@@ -295,6 +297,7 @@ def build(config, info) -> base.ModelDef:
                     discriminate(
                         d_params[domain], outputs[domain], jax.random.fold_in(fake_rng, i)
                     ),
+                    model_config.gan_loss,
                 )
             )
             for i, domain in enumerate(output_domains)
