@@ -10,6 +10,9 @@
 - 'precision_recall': k-NN precision and recall (Kynkäänniemi et al. 2019) in the features
   FID uses.
 
+The hybrid's transformation accuracy (MSE, PSNR, SSIM of outputs against exact targets) is part
+of its eval step: `gen_models.metrics.transformation`.
+
 FID, KID, precision and recall use the standard FID Inception, or (`eval.feature_net = 'classifier'`) the
 penultimate layer of that classifier: fast dataset-specific variants.
 """

@@ -36,7 +36,7 @@ rest against the current D; D's learning rate is lr * optim.d_lr_multiplier.
 Evaluation (per example, summed by `base.masked_sums`): the ELBO terms in nats per image and
 the accuracy of the deterministic outputs (posterior means; unpaired: the A->B translation
 of every input) against the exact targets T(x): MSE, PSNR and SSIM
-(`gen_models.metrics.transformation`), plus identity_psnr / identity_ssim, the untransformed
+(`gen_models.metrics.transformation`), plus identity_mse / _psnr / _ssim, the untransformed
 input scored the same way (the do-nothing baseline).
 """
 
@@ -349,7 +349,7 @@ def build(config, info) -> base.ModelDef:
             per_example['objective'] = per_example['elbo'] + per_example['transform_log_likelihood']
         per_example.update(transformation.scores(translate(params, source), target))
         identity = transformation.scores(source, target)
-        per_example.update(identity_psnr=identity['psnr'], identity_ssim=identity['ssim'])
+        per_example.update({f'identity_{name}': value for name, value in identity.items()})
         return base.masked_sums(per_example, batch['mask'])
 
     def transform(state, images, rng):
