@@ -167,3 +167,19 @@ def test_images_smaller_than_the_ssim_window_are_refused():
     with pytest.raises(ConfigError, match='SSIM with an 11 px window'):
         check_image_shape(config, (8, 8, 1))
     check_image_shape(config, (16, 16, 1))
+
+
+def test_inpainting_scores_the_completed_image_with_known_pixels_kept(data_dir):
+    run = runtime.prepare(tiny(data_dir, 'inpaint'))
+    state = runtime.initial_state(run)
+    metrics = runtime.evaluate_state(run, state)
+    assert metrics['completed_mse'] <= metrics['mse'] + 1e-7
+    assert metrics['completed_psnr'] >= metrics['psnr'] - 1e-4
+    # Independently: the quadrant mask is fixed, so the completed image's error is the raw
+    # output's error inside the masked top-left quadrant, averaged over the whole image.
+    images = data.load_split_array(run.config.dataset, 'test', 64)['image'] / 255.0
+    source = images.copy()
+    source[:, :8, :8] = 0.0
+    output = np.asarray(run.model.transform(state, source.astype(np.float32), None))
+    inside = np.sum((output[:, :8, :8] - images[:, :8, :8]) ** 2, axis=(1, 2, 3))
+    np.testing.assert_allclose(metrics['completed_mse'], np.mean(inside / (16 * 16)), rtol=1e-4)

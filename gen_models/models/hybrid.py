@@ -37,7 +37,8 @@ Evaluation (per example, summed by `base.masked_sums`): the ELBO terms in nats p
 the accuracy of the deterministic outputs (posterior means; unpaired: the A->B translation
 of every input) against the exact targets T(x): MSE, PSNR and SSIM
 (`gen_models.metrics.transformation`), plus identity_mse / _psnr / _ssim, the untransformed
-input scored the same way (the do-nothing baseline).
+input scored the same way (the do-nothing baseline). Inpainting also reports completed_mse /
+_psnr / _ssim: the output with the known pixels pasted back, as inpainting is usually scored.
 """
 
 from __future__ import annotations
@@ -347,7 +348,16 @@ def build(config, info) -> base.ModelDef:
             output = apply(params, 'generator', mean_image(decoded))
             per_example['transform_log_likelihood'] = log_likelihood(output, target)
             per_example['objective'] = per_example['elbo'] + per_example['transform_log_likelihood']
-        per_example.update(transformation.scores(translate(params, source), target))
+        outputs = translate(params, source)
+        per_example.update(transformation.scores(outputs, target))
+        if transform_config.name == 'mask':  # Inpainting: known pixels kept, the rest filled.
+            known = transforms.mask(
+                jnp.ones_like(source),
+                transform_config.mask,
+                base.example_keys(pair_rng, source.shape[0]),
+            )
+            completed = transformation.scores(known * source + (1 - known) * outputs, target)
+            per_example.update({f'completed_{name}': value for name, value in completed.items()})
         identity = transformation.scores(source, target)
         per_example.update({f'identity_{name}': value for name, value in identity.items()})
         return base.masked_sums(per_example, batch['mask'])
