@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.lr = 1e-3  # learning rate of every optimiser (see optim.*)
 
     config.model = model = ml_collections.ConfigDict()
-    model.name = 'vae'  # model family: 'gan' | 'vae' | 'classifier' (a feature network)
+    model.name = 'vae'  # model family: 'gan' | 'vae' | 'vaegan' | 'classifier' (feature net)
     model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only)
     model.latent_dim = 16  # size of z
     model.width = 32  # conv: channels of the widest-resolution stage
@@ -32,10 +32,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model.activation = 'relu'  # mlp: 'tanh' | 'relu' | 'softplus' | 'leaky_relu'
     model.gan_loss = 'non_saturating'  # gan: G's loss, 'minimax' | 'non_saturating'
     model.d_dropout = 0.3  # gan: dropout rate after each D conv layer
-    model.likelihood = 'bernoulli'  # vae: p(x|z), 'bernoulli' | 'gaussian'
-    model.beta = 1.0  # vae: weight of the KL term in the loss
-    model.decoder_std = 0.1  # vae, gaussian: (initial) std of p(x|z)
-    model.learn_decoder_std = False  # vae, gaussian: learn that std as a parameter
+    model.likelihood = 'bernoulli'  # vae: p(x|z), 'bernoulli' | 'gaussian' | 'logistic'
+    # (discretised logistic of 8-bit pixels, per-channel scale; eval also in bits/dim)
+    model.beta = 1.0  # vae, vaegan: weight of the KL term in the loss
+    model.kl_warmup_steps = 0  # vae: KL weight rises linearly from 0 to beta over these
+    # steps; 0 = off
+    model.num_importance_samples = 1  # vae: k of the IWAE training bound (Burda et al.);
+    # 1 = the ELBO
+    model.decoder_std = 0.1  # vae, gaussian: (initial) std of p(x|z); logistic: its scale
+    model.learn_decoder_std = False  # vae, gaussian/logistic: learn that std/scale
+    model.vaegan_gamma = 1.0  # vaegan: weight of the feature-space likelihood in the
+    # decoder's loss, against the GAN term (Larsen et al. 2016)
 
     config.dataset = dataset = ml_collections.ConfigDict()
     dataset.name = 'shapes'  # 'shapes' | 'mnist' | 'fashion_mnist' | 'cifar10' |

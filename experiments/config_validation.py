@@ -70,6 +70,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'model.d_dropout': _unit_interval(),
     'model.likelihood': _choice(*losses.LIKELIHOODS),
     'model.beta': _at_least(0),
+    'model.kl_warmup_steps': _at_least(0),
+    'model.num_importance_samples': _at_least(1),
+    'model.vaegan_gamma': _at_least(0),
     'model.decoder_std': _positive(),
     'dataset.image_size': ((lambda v: v == 0 or v >= 8), '0 (keep) or >= 8'),
     'dataset.shapes_resolution': _at_least(8),
@@ -156,6 +159,10 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
     model, train = config.model, config.train
     if model.name == 'gan' and model.net != 'conv':
         raise ConfigError('model.net', model.net, "model.name='gan' uses 'conv' nets")
+    if model.name == 'vaegan' and model.net != 'conv':
+        raise ConfigError('model.net', model.net, "model.name='vaegan' uses 'conv' nets")
+    if model.name == 'vaegan' and model.conditional:
+        raise ConfigError('model.conditional', True, "False: model.name='vaegan' is unconditional")
     if config.dataset.binarize and (model.name != 'vae' or model.likelihood != 'bernoulli'):
         raise ConfigError(
             'dataset.binarize', True, "only with model.name='vae' and model.likelihood='bernoulli'"

@@ -191,22 +191,29 @@ def save_samples(
     config, model = run.config, run.model
     if model.generate is None:  # a classifier: nothing to draw
         return []
+    num, labels, sample_cols = config.train.num_samples, None, None
+    if model.num_classes:  # class-conditional: one row per class
+        sample_cols = max(num // model.num_classes, 1)
+        labels = np.repeat(np.arange(model.num_classes, dtype=np.int32), sample_cols)
+        num = len(labels)
     grids = {
         'samples': np.asarray(
-            jax.jit(model.generate, static_argnums=2)(
-                state, run.keys['sample'], config.train.num_samples
-            )
+            jax.jit(model.generate, static_argnums=2)(state, run.keys['sample'], num, labels)
         )
     }
     if model.reconstruct is not None:
-        originals = next(
+        batch = next(
             iter(
                 data.make_eval_iterator(
                     config.dataset, batch_size=max(config.train.num_samples // 2, 1)
                 )
             )
-        )['image']
-        recon = np.asarray(jax.jit(model.reconstruct)(state, originals, run.keys['sample']))
+        )
+        originals = batch['image']
+        label_args = (batch['label'],) if model.num_classes else ()
+        recon = np.asarray(
+            jax.jit(model.reconstruct)(state, originals, run.keys['sample'], *label_args)
+        )
         low, high = model.image_range
         scaled = originals.astype(np.float32) / 255.0 * (high - low) + low
         grids['reconstructions'] = np.stack([scaled, recon], axis=1).reshape(-1, *recon.shape[1:])
@@ -215,7 +222,7 @@ def save_samples(
     paths = []
     for name, grid_images in grids.items():
         # Reconstructions come in (original, reconstruction) pairs side by side.
-        ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2))) if name != 'samples' else None
+        ncol = 2 * int(np.ceil(np.sqrt(len(grid_images) / 2))) if name != 'samples' else sample_cols
         grid = images.make_grid(grid_images, ncol=ncol, value_range=model.image_range)
         paths.append(images.save_png(workdir / 'samples' / f'{name}_{tag}.png', grid))
         if writer is not None:
