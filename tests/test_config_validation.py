@@ -1,5 +1,6 @@
 """Every validation error path: unknown key, wrong type, out of range, inconsistent."""
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,10 @@ from experiments.config_validation import (
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_MODULES = [default, quickstart, dcgan_mnist, vae_mnist, vae_mlp_mnist]
+CONFIG_MODULES += [
+    importlib.import_module(f'configs.{name}')
+    for name in ('cvae_mnist', 'vaegan_mnist', 'vae_cifar10', 'iwae_mnist')
+]
 
 
 @pytest.mark.parametrize('module', CONFIG_MODULES, ids=lambda m: m.__name__)

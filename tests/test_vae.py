@@ -3,6 +3,8 @@ the train step, the discretised-logistic VAE's bits/dim, and conditional samplin
 
 from __future__ import annotations
 
+import importlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 import scipy.special
 
 from configs import default
+from experiments.config_validation import ConfigError, validate_config
 from gen_models import data, parallel
 from gen_models.models import vae
 
@@ -179,3 +182,36 @@ def test_conditional_conv_vae_shapes_and_label_dependence():
     assert recon.shape == batch['image'].shape
     with pytest.raises(ValueError, match='labels'):
         model.reconstruct(state, batch['image'], rng)
+
+
+@pytest.mark.parametrize(
+    'key,value,allowed',
+    [
+        ('model.likelihood', 'poisson', "'logistic'"),
+        ('model.kl_warmup_steps', -1, '>= 0'),
+        ('model.num_importance_samples', 0, '>= 1'),
+        ('model.num_importance_samples', 2.0, 'type int'),
+    ],
+)
+def test_bad_vae_keys_are_config_errors(key, value, allowed):
+    config = default.get_config()
+    parent, leaf = key.split('.')
+    with config[parent].ignore_type():
+        config[parent][leaf] = value
+    with pytest.raises(ConfigError, match=f'config.{key}=.*{allowed}'):
+        validate_config(config)
+
+
+@pytest.mark.parametrize(
+    'name,variant',
+    [
+        ('cvae_mnist', None),
+        ('cvae_mnist', 'paper'),
+        ('vae_cifar10', 'long'),
+        ('vae_cifar10', 'iwae'),
+        ('iwae_mnist', 'k1'),
+        ('iwae_mnist', 'k50'),
+    ],
+)
+def test_config_variants_are_valid(name, variant):
+    validate_config(importlib.import_module(f'configs.{name}').get_config(variant))

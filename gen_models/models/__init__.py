@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from gen_models.models import classifier, gan, vae
+from gen_models.models import classifier, gan, vae, vaegan
 from gen_models.models.base import DATA_AXIS, ModelDef, TrainState
 
 MODEL_BUILDERS = {'gan': gan.build, 'vae': vae.build, 'classifier': classifier.build}
+MODEL_BUILDERS['vaegan'] = vaegan.build
 
 
 def build_model(config, info) -> ModelDef:
