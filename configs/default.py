@@ -32,7 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.lr = 1e-3  # learning rate of every optimiser (see optim.*)
 
     config.model = model = ml_collections.ConfigDict()
-    model.name = 'vae'  # model family: 'gan' | 'vae' | 'classifier' (a feature network)
+    model.name = 'vae'  # model family: 'gan' | 'vae' | 'vaegan' | 'classifier' (feature net)
     # | 'hybrid' (encoder, decoder and an image-to-image generator G: x -> x', config.transform)
     model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only) | 'resnet' (GAN
     # only: SNGAN-style residual G and D)
@@ -52,10 +52,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model.n_critic = 1  # gan: D updates per G update, each on its own 1/n of the train batch
     model.spectral_norm = False  # gan: spectral normalisation of every D layer
     model.ema_decay = 0.0  # gan: decay of an EMA of G's weights used to generate; 0 = off
-    model.likelihood = 'bernoulli'  # vae: p(x|z), 'bernoulli' | 'gaussian'
-    model.beta = 1.0  # vae: weight of the KL term in the loss
-    model.decoder_std = 0.1  # vae, gaussian: (initial) std of p(x|z)
-    model.learn_decoder_std = False  # vae, gaussian: learn that std as a parameter
+    model.likelihood = 'bernoulli'  # vae: p(x|z), 'bernoulli' | 'gaussian' | 'logistic'
+    # (discretised logistic of 8-bit pixels, per-channel scale; eval also in bits/dim)
+    model.beta = 1.0  # vae, vaegan: weight of the KL term in the loss
+    model.kl_warmup_steps = 0  # vae: KL weight rises linearly from 0 to beta over these
+    # steps; 0 = off
+    model.num_importance_samples = 1  # vae: k of the IWAE training bound (Burda et al.);
+    # 1 = the ELBO
+    model.decoder_std = 0.1  # vae, gaussian: (initial) std of p(x|z); logistic: its scale
+    model.learn_decoder_std = False  # vae, gaussian/logistic: learn that std/scale
+    model.vaegan_gamma = 1.0  # vaegan: weight of the feature-space likelihood in the
+    # decoder's loss, against the GAN term (Larsen et al. 2016)
     model.code_dim = 128  # hybrid: width of G's dense bottleneck (image -> code -> image);
     # unpaired: of the layers the two domains' encoders and decoders share
     model.adversarial_weight = 0.0  # hybrid: weight of a DCGAN discriminator's loss on G's

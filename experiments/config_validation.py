@@ -77,6 +77,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'model.ema_decay': _unit_interval(),
     'model.likelihood': _choice(*losses.LIKELIHOODS),
     'model.beta': _at_least(0),
+    'model.kl_warmup_steps': _at_least(0),
+    'model.num_importance_samples': _at_least(1),
+    'model.vaegan_gamma': _at_least(0),
     'model.decoder_std': _positive(),
     'model.code_dim': _at_least(1),
     'model.adversarial_weight': _at_least(0),
@@ -193,6 +196,10 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
             config.optim.schedule_scales,
             'one multiplier per optim.schedule_boundaries entry',
         )
+    if model.name == 'vaegan' and model.net != 'conv':
+        raise ConfigError('model.net', model.net, "model.name='vaegan' uses 'conv' nets")
+    if model.name == 'vaegan' and model.conditional:
+        raise ConfigError('model.conditional', True, "False: model.name='vaegan' is unconditional")
     if config.dataset.binarize and (model.name != 'vae' or model.likelihood != 'bernoulli'):
         raise ConfigError(
             'dataset.binarize', True, "only with model.name='vae' and model.likelihood='bernoulli'"

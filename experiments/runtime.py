@@ -211,14 +211,18 @@ def save_samples(
         )
     }
     if model.reconstruct is not None:
-        originals = next(
+        batch = next(
             iter(
                 data.make_eval_iterator(
                     config.dataset, batch_size=max(config.train.num_samples // 2, 1)
                 )
             )
-        )['image']
-        recon = np.asarray(jax.jit(model.reconstruct)(state, originals, run.keys['sample']))
+        )
+        originals = batch['image']
+        label_args = (batch['label'],) if model.num_classes else ()
+        recon = np.asarray(
+            jax.jit(model.reconstruct)(state, originals, run.keys['sample'], *label_args)
+        )
         low, high = model.image_range
         scaled = originals.astype(np.float32) / 255.0 * (high - low) + low
         grids['reconstructions'] = np.stack([scaled, recon], axis=1).reshape(-1, *recon.shape[1:])

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.stats
 
 from gen_models import losses
 
@@ -126,3 +127,57 @@ def test_kl_matches_monte_carlo_estimate():
     analytic = float(losses.kl_to_standard_normal(mean, log_var)[0])
     assert analytic == pytest.approx(monte_carlo, abs=0.01)
     assert float(losses.kl_to_standard_normal(np.zeros((1, 3)), np.zeros((1, 3)))[0]) == 0.0
+
+
+def _logistic_pixels():
+    rng = np.random.default_rng(4)
+    mean = rng.uniform(-0.1, 1.1, size=(2, 3, 3, 2)).astype(np.float32)
+    log_scale = np.log(np.array([0.02, 0.3], np.float32))  # one scale per channel
+    pixels = rng.integers(0, 256, size=mean.shape)
+    pixels[0, 0, 0] = (0, 255)  # both edge bins
+    return mean, log_scale, pixels
+
+
+def test_discretized_logistic_matches_scipy_cdf_differences():
+    mean, log_scale, pixels = _logistic_pixels()
+    dist = scipy.stats.logistic(loc=mean.astype(np.float64), scale=np.exp(log_scale))
+    upper = np.where(pixels == 255, np.inf, (pixels + 0.5) / 255)
+    lower = np.where(pixels == 0, -np.inf, (pixels - 0.5) / 255)
+    # F(upper) - F(lower), as survival-function differences above the mean (no cancellation).
+    above = pixels / 255 > mean
+    mass = np.where(above, dist.sf(lower) - dist.sf(upper), dist.cdf(upper) - dist.cdf(lower))
+    expected = np.log(mass).reshape(2, -1).sum(-1)
+    actual = losses.discretized_logistic_log_likelihood(mean, log_scale, pixels / 255.0)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5)
+
+
+def test_discretized_logistic_bins_of_a_pixel_sum_to_one():
+    values = np.arange(256, dtype=np.float32)[:, None] / 255  # every value as its own "image"
+    for mean, scale in ((0.3, 0.05), (0.0, 0.001), (1.2, 2.0), (0.37, 1e-4)):
+        log_probs = losses.discretized_logistic_log_likelihood(
+            np.float32(mean), np.log(np.float32(scale)), values
+        )
+        assert np.all(np.isfinite(log_probs))
+        assert float(jax.nn.logsumexp(log_probs)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_discretized_logistic_gradients_are_finite_for_sharp_scales():
+    mean, _, pixels = _logistic_pixels()
+    grads = jax.grad(
+        lambda m, s: jnp.sum(losses.discretized_logistic_log_likelihood(m, s, pixels / 255.0)),
+        argnums=(0, 1),
+    )(jnp.asarray(mean), jnp.log(jnp.array([1e-4, 10.0])))
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_bits_per_dim_of_uniform_8_bit_pixels_is_eight():
+    log_lik = np.float32(-3 * 32 * 32 * np.log(256))
+    assert float(losses.bits_per_dim(log_lik, 3 * 32 * 32)) == pytest.approx(8.0)
+
+
+@pytest.mark.parametrize('step,expected', [(0, 0.0), (25, 0.5), (50, 1.0), (99, 1.0), (1000, 1.0)])
+def test_kl_warmup_weight_ramps_linearly_to_beta(step, expected):
+    beta = 2.0
+    weight = jax.jit(losses.kl_weight, static_argnums=2)(jnp.int32(step), beta, 50)
+    assert float(weight) == pytest.approx(beta * expected)
+    assert float(losses.kl_weight(jnp.int32(step), beta, 0)) == beta  # warm-up off

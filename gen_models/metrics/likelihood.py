@@ -24,23 +24,32 @@ from gen_models.metrics.distances import squared_distances
 from gen_models.models import base
 
 
+def latent_log_ratio(
+    mean: jax.Array, log_var: jax.Array, eps: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """(z_s, log p(z_s) - log q(z_s | x)) for one example, p(z) = N(0, I).
+
+    z_s = mean + exp(log_var / 2) * eps_s for eps (S, latent) standard normal draws of a
+    Gaussian q(z | x) = N(mean, diag(exp(log_var))). log q is computed from eps itself, which
+    avoids a round trip through z.
+    """
+    z = mean + jnp.exp(0.5 * log_var) * eps
+    zeros = jnp.zeros(())
+    log_prior = losses.gaussian_log_likelihood(zeros, zeros, z)
+    log_q = losses.gaussian_log_likelihood(zeros, zeros, eps) - 0.5 * jnp.sum(log_var)
+    return z, log_prior - log_q
+
+
 def importance_log_weights(
     log_likelihood: Callable[[jax.Array], jax.Array],
     mean: jax.Array,
     log_var: jax.Array,
     eps: jax.Array,
 ) -> jax.Array:
-    """log p(x | z_s) + log p(z_s) - log q(z_s | x) for one example, p(z) = N(0, I).
-
-    z_s = mean + exp(log_var / 2) * eps_s for eps (S, latent) standard normal draws of a
-    Gaussian q(z | x) = N(mean, diag(exp(log_var))); `log_likelihood` maps (S, latent) z to
-    (S,) log p(x | z). log q is computed from eps itself, which avoids a round trip through z.
-    """
-    z = mean + jnp.exp(0.5 * log_var) * eps
-    zeros = jnp.zeros(())
-    log_prior = losses.gaussian_log_likelihood(zeros, zeros, z)
-    log_q = losses.gaussian_log_likelihood(zeros, zeros, eps) - 0.5 * jnp.sum(log_var)
-    return log_likelihood(z) + log_prior - log_q
+    """log p(x | z_s) + log p(z_s) - log q(z_s | x) for one example (`latent_log_ratio`);
+    `log_likelihood` maps (S, latent) z to (S,) log p(x | z)."""
+    z, log_ratio = latent_log_ratio(mean, log_var, eps)
+    return log_likelihood(z) + log_ratio
 
 
 def iwae_bound(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from gen_models.models import classifier, gan, hybrid, vae
+from gen_models.models import classifier, gan, hybrid, vae, vaegan
 from gen_models.models.base import DATA_AXIS, ModelDef, TrainState
 
-MODEL_BUILDERS = {'gan': gan.build, 'vae': vae.build, 'classifier': classifier.build}
-MODEL_BUILDERS['hybrid'] = hybrid.build
+MODEL_BUILDERS = {
+    'gan': gan.build,
+    'vae': vae.build,
+    'vaegan': vaegan.build,
+    'hybrid': hybrid.build,
+    'classifier': classifier.build,
+}
 
 
 def build_model(config, info) -> ModelDef:
