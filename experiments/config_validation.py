@@ -198,6 +198,12 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
         )
     if model.name == 'vaegan' and model.net != 'conv':
         raise ConfigError('model.net', model.net, "model.name='vaegan' uses 'conv' nets")
+    if model.name == 'vaegan' and model.gan_loss not in losses.GENERATOR_LOSSES:
+        raise ConfigError(
+            'model.gan_loss',
+            model.gan_loss,
+            f"one of {losses.GENERATOR_LOSSES} with model.name='vaegan' (the cross-entropy game)",
+        )
     if model.name == 'vaegan' and model.conditional:
         raise ConfigError('model.conditional', True, "False: model.name='vaegan' is unconditional")
     if config.dataset.binarize and (model.name != 'vae' or model.likelihood != 'bernoulli'):

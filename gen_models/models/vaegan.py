@@ -44,11 +44,12 @@ def build(config, info) -> base.ModelDef:
     discriminator = nets.DownConvStack(
         outputs=1, width=width, kernel_size=kernel_size, dropout_rate=model_config.d_dropout
     )
+    num_steps = config.train.num_steps
     tx = {
-        'encoder': optim.make_optimizer(config.optim, config.lr),
-        'decoder': optim.make_optimizer(config.optim, config.lr),
+        'encoder': optim.make_optimizer(config.optim, config.lr, num_steps),
+        'decoder': optim.make_optimizer(config.optim, config.lr, num_steps),
         'discriminator': optim.make_optimizer(
-            config.optim, config.lr * config.optim.d_lr_multiplier
+            config.optim, config.lr * config.optim.d_lr_multiplier, num_steps
         ),
     }
 
@@ -106,7 +107,9 @@ def build(config, info) -> base.ModelDef:
 
     def discriminator_terms(real_logits, recon_logits, prior_logits):
         """L_GAN per example: the real/reconstruction pair plus -log(1 - Dis(x_p))."""
-        return losses.discriminator_loss(real_logits, recon_logits) + jax.nn.softplus(prior_logits)
+        return losses.discriminator_loss(
+            real_logits, recon_logits, model_config.gan_loss
+        ) + jax.nn.softplus(prior_logits)
 
     def recon_mse(recon, x):
         """Mean squared error per pixel, in [0, 1] units."""
