@@ -6,7 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from configs import dcgan_mnist, default, quickstart, vae_mlp_mnist, vae_mnist
+from configs import (
+    cgan_mnist,
+    dcgan_cifar10,
+    dcgan_mnist,
+    default,
+    quickstart,
+    sngan_cifar10,
+    vae_mlp_mnist,
+    vae_mnist,
+)
 from experiments.config_validation import (
     ConfigError,
     check_image_shape,
@@ -16,6 +25,7 @@ from experiments.config_validation import (
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG_MODULES = [default, quickstart, dcgan_mnist, vae_mnist, vae_mlp_mnist]
+CONFIG_MODULES += [cgan_mnist, dcgan_cifar10, sngan_cifar10]
 
 
 @pytest.mark.parametrize('module', CONFIG_MODULES, ids=lambda m: m.__name__)

@@ -8,8 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import dcgan_mnist
+from configs import cgan_mnist, dcgan_cifar10, dcgan_mnist, sngan_cifar10
 from experiments import runtime
+from experiments.config_validation import validate_config
 from gen_models import parallel
 
 STEPS = 3
@@ -160,3 +161,17 @@ def test_eval_step_of_conditional_spectral_norm_gan(runs):
     values = runtime.evaluate_state(run, parallel.replicate(states[-1], run.mesh))
     assert set(values) == {'d_loss', 'g_loss', 'd_accuracy_real', 'd_accuracy_fake'}
     assert all(np.isfinite(v) for v in values.values())
+
+
+@pytest.mark.parametrize(
+    'module,arg',
+    [
+        (dcgan_mnist, 'hinge'),
+        (dcgan_mnist, 'wgan_gp'),
+        (cgan_mnist, 'paper'),
+        (sngan_cifar10, 'paper'),
+        (dcgan_cifar10, 'paper'),
+    ],
+)
+def test_config_variants_are_valid(module, arg):
+    validate_config(module.get_config(arg), num_devices=8)
