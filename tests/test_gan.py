@@ -10,7 +10,7 @@ import pytest
 
 from configs import cgan_mnist, dcgan_cifar10, dcgan_mnist, sngan_cifar10
 from experiments import runtime
-from experiments.config_validation import validate_config
+from experiments.config_validation import ConfigError, validate_config
 from gen_models import parallel
 
 STEPS = 3
@@ -175,3 +175,26 @@ def test_eval_step_of_conditional_spectral_norm_gan(runs):
 )
 def test_config_variants_are_valid(module, arg):
     validate_config(module.get_config(arg), num_devices=8)
+
+
+@pytest.mark.parametrize(
+    'overrides,key',
+    [
+        ({'model.n_critic': 3}, 'train.batch_size'),  # 64 images do not split in 3 x 8
+        ({'model.net': 'resnet'}, 'model.d_dropout'),  # the ResNet D has no dropout
+        (
+            {'optim.schedule_boundaries': (10, 20), 'optim.schedule_scales': (0.1,)},
+            'optim.schedule_scales',
+        ),
+        (
+            {'optim.schedule_boundaries': (20, 10), 'optim.schedule_scales': (0.1, 0.1)},
+            'optim.schedule_boundaries',
+        ),
+    ],
+)
+def test_inconsistent_gan_settings_are_config_errors(overrides, key):
+    config = dcgan_mnist.get_config()
+    config.update_from_flattened_dict(overrides)
+    with pytest.raises(ConfigError) as error:
+        validate_config(config, num_devices=8)
+    assert error.value.key == key
