@@ -212,13 +212,6 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
         )
     _check_hybrid(config, num_devices)
     _check_eval(config)
-    if model.name == 'gan' and train.batch_size % (model.n_critic * num_devices):
-        raise ConfigError(
-            'train.batch_size',
-            train.batch_size,
-            f'a multiple of model.n_critic x the device count ({model.n_critic} x {num_devices}): '
-            'each device splits its batch into one sub-batch per D update',
-        )
     for key in ('batch_size', 'eval_batch_size'):
         if getattr(train, key) % num_devices:
             raise ConfigError(
@@ -226,6 +219,13 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
                 getattr(train, key),
                 f'a multiple of the device count ({num_devices})',
             )
+    if model.name == 'gan' and train.batch_size % (model.n_critic * num_devices):
+        raise ConfigError(
+            'train.batch_size',
+            train.batch_size,
+            f'a multiple of model.n_critic x the device count ({model.n_critic} x {num_devices}): '
+            'each device splits its batch into one sub-batch per D update',
+        )
 
 
 def _check_hybrid(config: ml_collections.ConfigDict, num_devices: int) -> None:

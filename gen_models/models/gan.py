@@ -23,6 +23,10 @@ neither depends on the batch's split over devices. The spectral-norm power-itera
 vectors are D's 'batch_stats', advanced once per D update (identically on every device: they
 are functions of the replicated weights). The EMA generator is the network 'generator_ema'
 of the state's params and batch_stats.
+
+`model.gradient_penalty`, `model.r1_gamma` and `model.ema_decay` add computation or state when
+non-zero, so they are config structure rather than traced hyperparameters
+(`experiments/programs.py`): runs differing in them compile their own steps.
 """
 
 from __future__ import annotations

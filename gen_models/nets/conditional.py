@@ -61,6 +61,13 @@ def projection(
     """<embed(y), phi(x)> per example (B, 1): the class term of a projection discriminator
     (Miyato & Koyama 2018), D(x, y) = psi(phi(x)) + this. The embedding is a bias-free Dense
     layer on one-hot labels, so spectral normalisation applies to it as to every D layer."""
-    embed = nn.Dense(features.shape[-1], use_bias=False, name='class_embedding')
+    # Initialised at the scale of a Dense(1) head on the features (variance 1 / their size),
+    # so that the class term does not dominate the initial outputs.
+    embed = nn.Dense(
+        features.shape[-1],
+        use_bias=False,
+        kernel_init=nn.initializers.variance_scaling(1.0, 'fan_out', 'truncated_normal'),
+        name='class_embedding',
+    )
     embedded = spectral(embed, jax.nn.one_hot(labels, num_classes), spectral_norm, update_stats)
     return jnp.sum(embedded * features, axis=-1, keepdims=True)
