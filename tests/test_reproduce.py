@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import jax.numpy as jnp
 import pytest
 
+from configs import burda_iwae
 from experiments import logs, reproduce
+from gen_models import optim
 
 
 def _write_results(workdir, metrics, protocols, step=100):
@@ -79,3 +82,17 @@ def test_sweep_reproduction_runs_redraws_figure_and_tabulates(shared_data, data_
         train_value, test_value = (float(part.split()[1]) for part in row.ours.split(', '))
         assert train_value < 2000 and test_value < 2000  # finite bounds, nats per image
         assert 'after 20 steps' in row.protocol
+
+
+def test_burda_schedule_is_three_to_the_i_passes_at_decaying_rates():
+    config = burda_iwae.get_config('iwae5_paper')
+    assert config.model.num_importance_samples == 5
+    multiplier = optim.lr_multiplier(config.optim, config.train.num_steps)
+    steps_per_pass = 60_000 // config.train.batch_size
+    step = 0
+    for stage in range(8):  # Stage i: 3^i passes at 1e-3 * 10^(-i / 7).
+        expected = 1e-3 * 10 ** (-stage / 7)
+        for at in (step, step + 3**stage * steps_per_pass - 1):
+            assert config.lr * float(multiplier(jnp.int32(at))) == pytest.approx(expected, 1e-5)
+        step += 3**stage * steps_per_pass
+    assert step == config.train.num_steps == 3280 * steps_per_pass
