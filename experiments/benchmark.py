@@ -20,6 +20,7 @@ Prints a Markdown table; `--out` writes JSON with the machine, versions and load
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import platform
@@ -100,11 +101,11 @@ def load_config(name: str, batch_size: int):
 def jax_block(config) -> tuple[Block, dict[str, Any]]:
     """The config's compiled train step fed by its input pipeline, and compile facts."""
     run = runtime.prepare(config)
-    batches = (
-        parallel.shard_batch(batch, run.mesh)
-        for batch in data.make_train_iterator(
-            config.dataset, batch_size=config.train.batch_size, seed=config.seed
-        )
+    batches = data.make_train_iterator(
+        config.dataset,
+        batch_size=config.train.batch_size,
+        seed=config.seed,
+        transform=functools.partial(parallel.shard_batch, mesh=run.mesh),
     )
     state = runtime.initial_state(run)
     key = run.keys['train']
@@ -140,11 +141,11 @@ def torch_blocks(config, image_shape, thread_counts: list[int]) -> dict[str, Blo
     from experiments import torch_reference
 
     model = torch_reference.build(config, image_shape)
-    batches = (
-        torch_reference.to_torch_images(batch['image'])
-        for batch in data.make_train_iterator(
-            config.dataset, batch_size=config.train.batch_size, seed=config.seed
-        )
+    batches = data.make_train_iterator(
+        config.dataset,
+        batch_size=config.train.batch_size,
+        seed=config.seed,
+        transform=lambda batch: torch_reference.to_torch_images(batch['image']),
     )
     run = _timed_block(model.train_step, batches, lambda: None)
 

@@ -9,6 +9,7 @@ non-finite loss stops the run and leaves the last good checkpoint in place.
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import threading
 import time
@@ -110,6 +111,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         start_step=start_step,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
+        transform=functools.partial(parallel.shard_batch, mesh=run.mesh),  # on the devices ahead
     )
     timing = {
         'compile_s': None,
@@ -131,7 +133,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         with _stop_requests() as stop:
             for step in range(start_step + 1, num_steps + 1):
                 wait_start = time.perf_counter()
-                batch = parallel.shard_batch(next(batches), run.mesh)
+                batch = next(batches)
                 timing['wait_s'] += time.perf_counter() - wait_start
                 if timing['compile_s'] is None:
                     compile_start = time.perf_counter()

@@ -2,14 +2,20 @@
 
 Both iterators index the split through a grain `MapDataset` of example indices, so the
 content of every batch is a pure function of (dataset, seed, step) and of nothing else: not
-of the step the run started at, nor of the number of reading threads. Records are read in
-batches, decoded and resized on `num_threads` background threads, `prefetch` batches ahead.
+of the step the run started at, nor of the number of reading threads, nor of where the
+examples are read from. A split whose decoded examples fit in `in_memory_bytes` (MNIST,
+CIFAR-10) is decoded once per process and kept in memory as numpy arrays, and batches are
+gathered from them by index (decoding array_record records costs milliseconds per batch,
+a gather microseconds); larger splits are read record by record. Batches are made on
+`num_threads` background threads, `prefetch` batches ahead; `transform` (e.g. the transfer
+to the devices) runs on one more background thread, `prefetch` batches ahead.
 
 Multi-host: the global batch of a step holds `batch_size` examples; host p of P gets its
 p-th contiguous slice of `batch_size // P` examples, so the hosts' batches concatenated in
 process order are the global batch of a one-process run.
 """
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -22,6 +28,9 @@ from gen_models.data import datasets
 from gen_models.data.config import DataSpec
 
 Batch = dict[str, np.ndarray]
+# Splits whose decoded examples take at most this many bytes are kept in memory.
+IN_MEMORY_BYTES = 256 * 2**20
+ITERATOR_KEYS = ('image', 'label')
 
 
 def resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -92,6 +101,84 @@ def _batch_reader(
     return read
 
 
+def _gather_reader(
+    arrays: Mapping[str, np.ndarray], num_real: int | None = None
+) -> Callable[[np.ndarray], Batch]:
+    """`_batch_reader` over a decoded split in memory: the same batches, gathered by index."""
+
+    def read(indices: np.ndarray) -> Batch:
+        if num_real is None:
+            return {k: arrays[k][indices] for k in ITERATOR_KEYS}
+        padded = indices >= num_real
+        batch = {k: arrays[k][np.where(padded, 0, indices)] for k in ITERATOR_KEYS}
+        for value in batch.values():
+            value[padded] = 0
+        batch['mask'] = (~padded).astype(np.float32)
+        return batch
+
+    return read
+
+
+def _read_all(source, example_fn: Callable[[dict], dict], num: int) -> dict[str, np.ndarray]:
+    """The first `num` examples of `source`, decoded on background threads and stacked."""
+    reader = _batch_reader(source, example_fn)
+    chunks = list(
+        grain.MapDataset.range(num)
+        .batch(1024)
+        .map(reader)
+        .to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2))
+    )
+    if not chunks:
+        return {k: v[:0] for k, v in reader(np.zeros(1, np.int64)).items()}
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+@functools.lru_cache(maxsize=4)
+def _decoded_split(spec: DataSpec, split: str) -> dict[str, np.ndarray]:
+    """Every example of the split with all its fixed-shape features, decoded once per
+    process; read-only, as every iterator over the split shares it."""
+    source, features = _open(spec, split)
+    arrays = _read_all(source, _example_fn(features, spec.image_size, True), len(source))
+    for value in arrays.values():
+        value.flags.writeable = False
+    return arrays
+
+
+def _split_reader(
+    spec: DataSpec,
+    split: str,
+    in_memory_bytes: int,
+    num_examples: int | None = None,
+    masked: bool = False,
+) -> tuple[Callable[[np.ndarray], Batch], int]:
+    """A batch reader of 'image' and 'label' over the split, gathering from memory when the
+    decoded split fits in `in_memory_bytes`, and the number of examples it reads
+    (`num_examples`, or all). If masked, indices from that number on are padding and
+    batches get a 'mask' (see `_batch_reader`)."""
+    source, features = _open(spec, split)
+    num = _num_examples(num_examples, source)
+    num_real = num if masked else None
+    if _decoded_bytes(source, features, spec) <= in_memory_bytes:
+        return _gather_reader(_decoded_split(spec, split), num_real), num
+    return _batch_reader(source, _example_fn(features, spec.image_size, False), num_real), num
+
+
+def _decoded_bytes(source, features, spec: DataSpec) -> int:
+    """Bytes the whole split takes decoded, from the size of its first example."""
+    example = _example_fn(features, spec.image_size, True)(source[0])
+    return len(source) * sum(value.nbytes for value in example.values())
+
+
+def _open(spec: DataSpec, split: str):
+    """The split's random-access source and its features."""
+    builder = datasets.prepare(spec)
+    source = datasets.open_split(builder, split)
+    if not len(source):
+        raise ValueError(f'{builder.name}: split {split!r} is empty')
+    datasets.image_shape(builder, spec.image_size)  # validates the image feature
+    return source, builder.info.features
+
+
 def _host_batch_size(batch_size: int, process_index: int, process_count: int) -> int:
     if batch_size <= 0 or batch_size % process_count:
         raise ValueError(
@@ -108,22 +195,30 @@ def _shuffle_seed(seed: int) -> int:
     return int(np.random.SeedSequence(seed).generate_state(1)[0])
 
 
-def _open(spec: DataSpec, split: str, keep_factors: bool = False):
-    """The split's random-access source and the function that preprocesses its records."""
-    builder = datasets.prepare(spec)
-    source = datasets.open_split(builder, split)
-    if not len(source):
-        raise ValueError(f'{builder.name}: split {split!r} is empty')
-    datasets.image_shape(builder, spec.image_size)  # validates the image feature
-    return source, _example_fn(builder.info.features, spec.image_size, keep_factors)
-
-
 def _num_examples(num_examples: int | None, source) -> int:
     if num_examples is None:
         return len(source)
     if not 0 <= num_examples <= len(source):
         raise ValueError(f'num_examples={num_examples} but the split has {len(source)}')
     return num_examples
+
+
+def _iterate(
+    batches: grain.MapDataset,
+    num_threads: int,
+    prefetch: int,
+    transform: Callable[[Batch], Any] | None,
+) -> Iterator:
+    """Batches made on `num_threads` threads and `transform`ed on one more, each `prefetch`
+    batches ahead of the consumer."""
+    dataset = batches.to_iter_dataset(
+        grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+    )
+    if transform is not None:
+        dataset = grain.experimental.ThreadPrefetchIterDataset(
+            dataset.map(transform), prefetch_buffer_size=prefetch
+        )
+    return iter(dataset)
 
 
 def make_train_iterator(
@@ -136,6 +231,8 @@ def make_train_iterator(
     process_count: int = 1,
     num_threads: int = 2,
     prefetch: int = 4,
+    transform: Callable[[Batch], Any] | None = None,
+    in_memory_bytes: int = IN_MEMORY_BYTES,
 ) -> Iterator[Batch]:
     """Infinite shuffled batches {'image': uint8 (b, H, W, C), 'label': int32 (b,)} of the
     train split; batch_size is global and b = batch_size // process_count. Reshuffled every
@@ -143,26 +240,24 @@ def make_train_iterator(
 
     The batch at step s depends only on (dataset, seed, s): starting at start_step=s yields
     the batches a run started at 0 yields from its s-th on. seed: a non-negative int.
+    transform: applied to every batch ahead of time on a background thread (e.g. the
+    transfer to the devices); the iterator then yields its results. in_memory_bytes: the
+    largest decoded split kept in memory (0: always read records).
     """
     host_batch = _host_batch_size(batch_size, process_index, process_count)
     if start_step < 0:
         raise ValueError(f'start_step={start_step} must be >= 0')
     spec = DataSpec.from_config(dataset_config)
-    source, example_fn = _open(spec, spec.train_split)
+    reader, num = _split_reader(spec, spec.train_split, in_memory_bytes)
     indices = (
-        grain.MapDataset.range(len(source))
+        grain.MapDataset.range(num)
         .shuffle(seed=_shuffle_seed(seed))
         .repeat(None)  # reseeds the shuffle every epoch
         .batch(host_batch, drop_remainder=True)
         .slice(slice(process_index, None, process_count))
         .slice(slice(start_step, None))
     )
-    batches = indices.map(_batch_reader(source, example_fn))
-    return iter(
-        batches.to_iter_dataset(
-            grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
-        )
-    )
+    return _iterate(indices.map(reader), num_threads, prefetch, transform)
 
 
 def make_eval_iterator(
@@ -173,6 +268,7 @@ def make_eval_iterator(
     num_examples: int | None = None,
     process_index: int = 0,
     process_count: int = 1,
+    in_memory_bytes: int = IN_MEMORY_BYTES,
 ) -> Iterator[Batch]:
     """One pass, in the split's fixed order, over `split` (default: the config's eval split)
     or its first num_examples.
@@ -183,33 +279,31 @@ def make_eval_iterator(
     """
     host_batch = _host_batch_size(batch_size, process_index, process_count)
     spec = DataSpec.from_config(dataset_config)
-    source, example_fn = _open(spec, split or spec.eval_split)
-    num_real = _num_examples(num_examples, source)
+    reader, num_real = _split_reader(
+        spec, split or spec.eval_split, in_memory_bytes, num_examples, masked=True
+    )
     num_padded = -(-num_real // batch_size) * batch_size
     indices = (
         grain.MapDataset.range(num_padded)
         .batch(host_batch)
         .slice(slice(process_index, None, process_count))
     )
-    batches = indices.map(_batch_reader(source, example_fn, num_real))
-    return iter(batches.to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)))
+    return _iterate(indices.map(reader), num_threads=2, prefetch=4, transform=None)
 
 
 def load_split_array(
-    dataset_config: Any, split: str, num_examples: int | None = None
+    dataset_config: Any,
+    split: str,
+    num_examples: int | None = None,
+    in_memory_bytes: int = IN_MEMORY_BYTES,
 ) -> dict[str, np.ndarray]:
     """A whole split (or its first num_examples) in memory, in the split's fixed order:
     'image' and 'label' as the iterators yield them, plus the dataset's other fixed-shape
-    features (e.g. the ground-truth factors of 'shapes')."""
-    source, example_fn = _open(DataSpec.from_config(dataset_config), split, keep_factors=True)
+    features (e.g. the ground-truth factors of 'shapes'). Read-only views of the process's
+    decoded split when that fits in `in_memory_bytes`."""
+    spec = DataSpec.from_config(dataset_config)
+    source, features = _open(spec, split)
     num = _num_examples(num_examples, source)
-    reader = _batch_reader(source, example_fn)
-    chunks = list(
-        grain.MapDataset.range(num)
-        .batch(1024)
-        .map(reader)
-        .to_iter_dataset(grain.ReadOptions(num_threads=2, prefetch_buffer_size=2))
-    )
-    if not chunks:
-        return {k: v[:0] for k, v in reader(np.zeros(1, np.int64)).items()}
-    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+    if _decoded_bytes(source, features, spec) <= in_memory_bytes:
+        return {k: v[:num] for k, v in _decoded_split(spec, split).items()}
+    return _read_all(source, _example_fn(features, spec.image_size, True), num)
