@@ -72,64 +72,47 @@ def _format(value: float, digits: int = 2) -> str:
     return f'{value:.{digits}f}'
 
 
-def _burda_rows(label: str, paper: str) -> Callable[[Path], list[Row]]:
+def _metric_rows(
+    label: str,
+    paper: str,
+    metric: str,
+    describe: Callable[[dict[str, float], dict[str, Any]], tuple[str, str]],
+) -> Callable[[Path], list[Row]]:
+    """One row from a run's results.json: `describe(metrics, protocol of metric)` gives the
+    (ours, protocol) cells; 'not run' until results hold `eval/<metric>`."""
+
     def rows(workdir: Path) -> list[Row]:
-        results = _results(workdir)
-        metrics = (results or {}).get('metrics', {})
-        if 'eval/iwae' not in metrics:
+        results = _results(workdir) or {}
+        metrics = results.get('metrics', {})
+        if f'eval/{metric}' not in metrics:
             return [Row(label, paper, 'not run', '')]
-        protocol = results['metric_protocols']['iwae']
-        return [
-            Row(
-                label,
-                paper,
-                _format(-metrics['eval/iwae']),
-                f'test NLL (nats) from the k={protocol["importance_samples"]} IWAE bound on '
-                f'{protocol["num_examples"]} {protocol["dataset"]} {protocol["split"]} images, '
-                f'{protocol["binarization"]} binarisation; test ELBO '
-                f'{_format(metrics["eval/elbo"])}; {results["step"]} steps',
-            )
-        ]
+        ours, protocol = describe(metrics, results['metric_protocols'][metric])
+        return [Row(label, paper, ours, f'{protocol}; {results["step"]:,} steps')]
 
     return rows
 
 
-def _parzen_rows(workdir: Path) -> list[Row]:
-    label, paper = 'GAN, Parzen-window log-likelihood, MNIST test', '225 ± 2'
-    results = _results(workdir)
-    metrics = (results or {}).get('metrics', {})
-    if 'eval/parzen' not in metrics:
-        return [Row(label, paper, 'not run', '')]
-    protocol = results['metric_protocols']['parzen']
-    return [
-        Row(
-            label,
-            paper,
-            f'{_format(metrics["eval/parzen"], 1)} ± {_format(metrics["eval/parzen_stderr"], 1)}',
-            f'{protocol["num_samples"]} samples, sigma {protocol["sigma"]:.3g} chosen on '
-            f'{protocol["validation_split"]}, {protocol["num_examples"]} test images '
-            f'(± standard error); {results["step"]} steps',
-        )
-    ]
+def _burda(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
+    return _format(-metrics['eval/iwae']), (
+        f'test NLL (nats) from the k={protocol["importance_samples"]} IWAE bound on '
+        f'{protocol["num_examples"]} {protocol["dataset"]} {protocol["split"]} images, '
+        f'{protocol["binarization"]} binarisation; test ELBO {_format(metrics["eval/elbo"])}'
+    )
 
 
-def _fid_rows(workdir: Path) -> list[Row]:
-    label, paper = 'DCGAN, FID on CIFAR-10', '48.29 (50k samples vs train)'
-    results = _results(workdir)
-    metrics = (results or {}).get('metrics', {})
-    if 'eval/fid' not in metrics:
-        return [Row(label, paper, 'not run', '')]
-    protocol = results['metric_protocols']['fid']
-    return [
-        Row(
-            label,
-            paper,
-            _format(metrics['eval/fid']),
-            f'{protocol["num_samples"]} samples vs {protocol["reference_examples"]} '
-            f'{protocol["reference_split"]} images, {protocol["feature_net"]}; '
-            f'{results["step"]} steps',
-        )
-    ]
+def _parzen(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
+    return f'{_format(metrics["eval/parzen"], 1)} ± {_format(metrics["eval/parzen_stderr"], 1)}', (
+        f'{protocol["num_samples"]} samples, sigma {protocol["sigma"]:.3g} chosen on '
+        f'{protocol["validation_split"]}, {protocol["num_examples"]} test images '
+        '(± standard error)'
+    )
+
+
+def _fid(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
+    return _format(metrics['eval/fid']), (
+        f'{protocol["num_samples"]} samples vs {protocol["reference_examples"]} '
+        f'{protocol["reference_split"]} images, {protocol["feature_net"]}'
+    )
 
 
 def sweep_trials(sweep_dir: Path) -> list[tuple[dict[str, Any], Path]]:
@@ -180,21 +163,23 @@ REPRODUCTIONS = {
             'Burda, Grosse & Salakhutdinov 2015, Table 1 (MNIST, one stochastic layer)',
             'configs/burda_iwae.py:vae',
             'train',
-            _burda_rows('VAE (k=1), test NLL', '86.76'),
+            _metric_rows('VAE (k=1), test NLL', '86.76', 'iwae', _burda),
         ),
         Reproduction(
             'burda_iwae5',
             'Burda, Grosse & Salakhutdinov 2015, Table 1 (MNIST, one stochastic layer)',
             'configs/burda_iwae.py:iwae5',
             'train',
-            _burda_rows('IWAE (k=5), test NLL', '85.54'),
+            _metric_rows('IWAE (k=5), test NLL', '85.54', 'iwae', _burda),
         ),
         Reproduction(
             'goodfellow_parzen',
             'Goodfellow et al. 2014, Table 1',
             'configs/goodfellow_parzen.py',
             'train',
-            _parzen_rows,
+            _metric_rows(
+                'GAN, Parzen-window log-likelihood, MNIST test', '225 ± 2', 'parzen', _parzen
+            ),
         ),
         Reproduction(
             'kingma_welling_mnist',
@@ -215,7 +200,7 @@ REPRODUCTIONS = {
             'DCGAN on CIFAR-10, StudioGAN protocol',
             'configs/dcgan_cifar10.py',
             'train',
-            _fid_rows,
+            _metric_rows('DCGAN, FID on CIFAR-10', '48.29 (50k samples vs train)', 'fid', _fid),
         ),
     )
 }
