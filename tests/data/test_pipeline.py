@@ -18,6 +18,7 @@ def assert_same_batches(a, b):
     for x, y in zip(a, b):
         assert x.keys() == y.keys()
         for k in x:
+            assert x[k].dtype == y[k].dtype
             np.testing.assert_array_equal(x[k], y[k])
 
 

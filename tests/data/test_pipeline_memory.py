@@ -1,29 +1,15 @@
 """Splits kept in memory yield the batches that reading records yields, byte for byte;
 `transform` runs ahead of the consumer on a background thread."""
 
-import itertools
 import threading
 
-import numpy as np
 import pytest
 
 import gen_models.data as gd
 from gen_models.data import pipeline
+from tests.data.test_pipeline import assert_same_batches, take
 
 RECORDS = {'in_memory_bytes': 0}  # never keep a split in memory: read records
-
-
-def take(iterator, n):
-    return list(itertools.islice(iterator, n))
-
-
-def assert_same_batches(a, b):
-    assert len(a) == len(b)
-    for x, y in zip(a, b):
-        assert x.keys() == y.keys()
-        for k in x:
-            assert x[k].dtype == y[k].dtype
-            np.testing.assert_array_equal(x[k], y[k])
 
 
 @pytest.fixture(scope='module')
