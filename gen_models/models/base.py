@@ -47,7 +47,8 @@ class ModelDef:
       (batch['mask'] == 1) plus 'count', psum'd over DATA_AXIS; the loop divides.
     generate: (state, rng, num, labels=None) -> images in `image_range`; None for models that
       generate nothing (the classifier used as a feature network).
-    reconstruct: (state, images, rng) -> images, for models with an encoder, else None.
+    reconstruct: (state, images, rng, labels=None) -> images, for models with an encoder, else
+      None; conditional models need the images' labels.
     transform: (state, images, rng) -> transformed images, for image-transformation models.
     log_weights: (state, batch, rng, offset, num) -> (B, num) importance log-weights
       log p(x, z_s) - log q(z_s | x) of samples s = offset .. offset + num - 1 per example, per
