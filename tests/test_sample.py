@@ -3,8 +3,10 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
-from experiments import runtime, sample
+from experiments import runtime, sample, train
+from tests.test_train import tiny
 
 
 def test_slerp_ends_norm_and_angle():
@@ -40,3 +42,25 @@ def test_class_labels_one_row_per_class(num_classes, num_samples, expected):
     np.testing.assert_array_equal(
         labels.reshape(num_classes, expected), np.arange(num_classes)[:, None].repeat(expected, 1)
     )
+
+
+@pytest.mark.parametrize(
+    'config_name,expected',
+    [
+        ('cgan_mnist', {'samples', 'interpolations'}),
+        ('vaegan_mnist', {'samples', 'reconstructions', 'interpolations'}),
+        ('cvae_mnist', {'samples', 'reconstructions', 'interpolations'}),
+    ],
+)
+def test_sample_mode_draws_every_grid_of_the_family(config_name, expected, data_dir, tmp_path):
+    config = tiny(config_name, data_dir, num_steps=2, checkpoint_every=2, eval_every=2)
+    config.dataset.name = 'shapes'  # labelled, embedded: conditional models run on it
+    config.dataset.binarize = False
+    train.train_and_evaluate(config, tmp_path)
+    paths = sample.sample(config, tmp_path)
+    assert {p.name.split('_final_')[0] for p in paths} == expected
+    run = runtime.prepare(config)
+    if run.model.num_classes:  # One row of the samples grid per class.
+        grid = np.asarray(Image.open(tmp_path / 'samples' / 'samples_final_0000002.png'))
+        side = run.info.image_shape[0] + 2
+        assert (grid.shape[0] - 2) // side == run.model.num_classes
