@@ -384,7 +384,7 @@ def _run_processes(pending, workdir: Path, ledger: Ledger, launcher: Launcher, n
     slots = device_slots(num)
     queue = collections.deque(pending)
     running: dict[int, tuple[Trial, subprocess.Popen, float]] = {}
-    with train._stop_requests() as stop:  # noqa: SLF001 - the loop's own signal collector
+    with train.stop_requests() as stop:
         while (queue and not stop) or running:
             for slot in range(num):
                 if slot not in running and queue and not stop:

@@ -42,7 +42,7 @@ class TrainingInterrupted(RuntimeError):
 
 
 @contextlib.contextmanager
-def _stop_requests():
+def stop_requests():
     """Collects SIGINT/SIGTERM into a flag the loop checks between steps."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
@@ -59,14 +59,16 @@ def _stop_requests():
 
 
 @contextlib.contextmanager
-def _excluded_from_rate(timing: dict[str, Any]):
+def excluded_from_rate(timing: dict[str, Any]):
     """Keeps eval, sampling and checkpoint time out of the measured training rate."""
     start = time.perf_counter()
     yield
     timing['window_start'] += time.perf_counter() - start
 
 
-def _is_due(step: int, every: int, last: int) -> bool:
+def is_due(step: int, every: int, last: int) -> bool:
+    """Whether a periodic action (log, eval, checkpoint) falls on `step`: every `every`
+    steps and at the `last` one."""
     return step % every == 0 or step == last
 
 
@@ -130,7 +132,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         disable=not (train_config.progress_bar and is_lead),
     )
     try:
-        with _stop_requests() as stop:
+        with stop_requests() as stop:
             for step in range(start_step + 1, num_steps + 1):
                 wait_start = time.perf_counter()
                 batch = next(batches)
@@ -147,23 +149,23 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 window.append(metrics)
                 progress.update(1)
 
-                if _is_due(step, train_config.log_every, num_steps):
-                    last_train = _log_train(
+                if is_due(step, train_config.log_every, num_steps):
+                    last_train = log_train(
                         step, window, timing, writer, progress, train_config.batch_size, manager
                     )
                     window = []
-                with _excluded_from_rate(timing):
-                    if _is_due(step, train_config.eval_every, num_steps):
+                with excluded_from_rate(timing):
+                    if is_due(step, train_config.eval_every, num_steps):
                         writer.write_scalars(
                             step, runtime.evaluate_state(run, state), prefix='eval'
                         )
-                    if config.eval.every and _is_due(step, config.eval.every, num_steps):
+                    if config.eval.every and is_due(step, config.eval.every, num_steps):
                         extra = evaluate.compute_metrics(run, state)
                         writer.write_scalars(step, extra[0], prefix='eval')
-                    if _is_due(step, train_config.sample_every, num_steps):
+                    if is_due(step, train_config.sample_every, num_steps):
                         runtime.save_samples(run, state, workdir, f'{step:07d}', writer, step)
-                    if _is_due(step, train_config.checkpoint_every, num_steps) or stop:
-                        _save_checkpoint(manager, step, state)
+                    if is_due(step, train_config.checkpoint_every, num_steps) or stop:
+                        save_checkpoint(manager, step, state)
                 if stop:
                     raise TrainingInterrupted(step, stop[0])
     finally:
@@ -186,7 +188,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     )
 
 
-def _log_train(step, window, timing, writer, progress, batch_size, manager) -> dict[str, float]:
+def log_train(step, window, timing, writer, progress, batch_size, manager) -> dict[str, float]:
     """Writes the mean train metrics of the window; stops the run on NaN/Inf."""
     means = _mean_metrics(window)
     bad = [name for name, value in means.items() if not np.isfinite(value)]
@@ -212,7 +214,8 @@ def _log_train(step, window, timing, writer, progress, batch_size, manager) -> d
     return means
 
 
-def _save_checkpoint(manager, step: int, state) -> None:
+def save_checkpoint(manager, step: int, state) -> None:
+    """Saves `state` at `step`, refusing non-finite parameters (the last good one stays)."""
     if not _all_finite(state.params):
         raise NonFiniteError(
             f'non-finite parameters at step {step}; not saving. The last '

@@ -134,7 +134,7 @@ def train_group(
                     failed[i] = error
 
     def log(i, run, step, stacked_window):
-        last_train[i] = train._log_train(
+        last_train[i] = train.log_train(
             step,
             [_trial(metrics, i) for metrics in stacked_window],
             dict(timing),  # each trial's rate is the group's
@@ -147,18 +147,18 @@ def train_group(
     def periodic(i, run, step, stopping):
         """What train_and_evaluate does between steps: eval, metrics, samples, checkpoint."""
         config, trial_state = run.config, _trial(state, i)
-        if train._is_due(step, train_config.eval_every, num_steps):
+        if train.is_due(step, train_config.eval_every, num_steps):
             writers[i].write_scalars(step, runtime.evaluate_state(run, trial_state), prefix='eval')
-        if config.eval.every and train._is_due(step, config.eval.every, num_steps):
+        if config.eval.every and train.is_due(step, config.eval.every, num_steps):
             extra[i] = evaluate.compute_metrics(run, trial_state)
             writers[i].write_scalars(step, extra[i][0], prefix='eval')
-        if train._is_due(step, train_config.sample_every, num_steps):
+        if train.is_due(step, train_config.sample_every, num_steps):
             runtime.save_samples(run, trial_state, workdirs[i], f'{step:07d}', writers[i], step)
-        if train._is_due(step, train_config.checkpoint_every, num_steps) or stopping:
-            train._save_checkpoint(managers[i], step, trial_state)
+        if train.is_due(step, train_config.checkpoint_every, num_steps) or stopping:
+            train.save_checkpoint(managers[i], step, trial_state)
 
     try:
-        with train._stop_requests() as stop:
+        with train.stop_requests() as stop:
             for step in range(start_step + 1, num_steps + 1):
                 wait_start = time.perf_counter()
                 by_seed = {seed: next(iterator) for seed, iterator in iterators.items()}
@@ -174,12 +174,12 @@ def train_group(
                     timing['window_steps'] += 1
                 window.append(metrics)
                 progress.update(1)
-                if train._is_due(step, train_config.log_every, num_steps):
+                if train.is_due(step, train_config.log_every, num_steps):
                     each_trial(log, step, jax.device_get(window))
                     timing.update(window_start=time.perf_counter(), window_steps=0, wait_s=0.0)
                     window = []
                 periodic_due = stop or any(
-                    every and train._is_due(step, every, num_steps)
+                    every and train.is_due(step, every, num_steps)
                     for every in (
                         train_config.eval_every,
                         lead.config.eval.every,
@@ -188,7 +188,7 @@ def train_group(
                     )
                 )
                 if periodic_due:
-                    with train._excluded_from_rate(timing):
+                    with train.excluded_from_rate(timing):
                         each_trial(periodic, step, bool(stop))
                 if stop:
                     raise train.TrainingInterrupted(step, stop[0])
