@@ -61,6 +61,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # 1 = the ELBO
     model.decoder_std = 0.1  # vae, gaussian: (initial) std of p(x|z); logistic: its scale
     model.learn_decoder_std = False  # vae, gaussian/logistic: learn that std/scale
+    model.decoder_std_per_pixel = False  # vae, gaussian/logistic: the decoder outputs a log
+    # std/scale per pixel (relative to decoder_std) instead of one parameter
     model.vaegan_gamma = 1.0  # vaegan: weight of the feature-space likelihood in the
     # decoder's loss, against the GAN term (Larsen et al. 2016)
     model.code_dim = 128  # hybrid: width of G's dense bottleneck (image -> code -> image);

@@ -198,6 +198,12 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
         )
     if model.name == 'vaegan' and model.net != 'conv':
         raise ConfigError('model.net', model.net, "model.name='vaegan' uses 'conv' nets")
+    if model.decoder_std_per_pixel and (model.name != 'vae' or model.likelihood == 'bernoulli'):
+        raise ConfigError(
+            'model.decoder_std_per_pixel',
+            True,
+            "False unless model.name='vae' with a 'gaussian' or 'logistic' likelihood",
+        )
     if model.name == 'vaegan' and model.gan_loss not in losses.GENERATOR_LOSSES:
         raise ConfigError(
             'model.gan_loss',

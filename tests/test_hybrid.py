@@ -8,7 +8,7 @@ import jax
 import numpy as np
 import pytest
 
-from configs import hybrid_mnist, hybrid_shapes
+from configs import hybrid_shapes
 from experiments import runtime, sample, train
 from experiments.config_validation import ConfigError, check_image_shape, validate_config
 from gen_models import data, parallel
@@ -111,13 +111,6 @@ def test_transformation_grid_holds_input_target_output(data_dir):
     np.testing.assert_array_equal(source[:, :8, :8], 0.0)
     np.testing.assert_array_equal(source[:, 8:], target[:, 8:])
     np.testing.assert_allclose(output, run.model.transform(state, source, None), atol=1e-6)
-
-
-def test_shipped_variants_are_valid():
-    for variant in hybrid_shapes.VARIANTS:
-        validate_config(hybrid_shapes.get_config(variant))
-    for variant in hybrid_mnist.VARIANTS:
-        validate_config(hybrid_mnist.get_config(variant))
 
 
 def _with(**flat):

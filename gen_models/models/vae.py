@@ -3,7 +3,8 @@
 Gaussian encoder q(z|x) with the reparameterisation trick, analytic KL to N(0, I), and a
 decoder likelihood p(x|z) (`model.likelihood`):
 - 'bernoulli': on logits (binary or dynamically binarised pixels);
-- 'gaussian': sigmoid mean, fixed or learned scalar std;
+- 'gaussian': sigmoid mean, fixed or learned scalar std, or a std per pixel from the decoder
+  (`model.decoder_std_per_pixel`, as Kingma & Welling's Frey Face decoder);
 - 'logistic': the discretised logistic of 8-bit pixels (Kingma et al. 2016, Salimans et al.
   2017): sigmoid mean per pixel from the decoder, log scale a per-channel parameter, learned
   with `model.learn_decoder_std` (IAF learns one shared scale; a per-pixel scale would double
@@ -35,16 +36,25 @@ from gen_models.models import base
 
 
 class Decoder(nn.Module):
-    """A decoder net plus the log scale of p(x|z) (Gaussian std, logistic scale)."""
+    """A decoder net plus the log scale of p(x|z) (Gaussian std, logistic scale).
+
+    With `per_pixel_log_std` the net outputs twice the image's channels, the second half
+    being each pixel's log scale relative to `initial_log_std` (Kingma & Welling's Gaussian
+    MLP decoder); otherwise the scale is a parameter (learned or fixed) of `log_std_shape`.
+    """
 
     net: nn.Module
     initial_log_std: float
     learn_log_std: bool
     log_std_shape: tuple[int, ...] = ()
+    per_pixel_log_std: bool = False
 
     @nn.compact
     def __call__(self, z, *, train: bool):
         out = self.net(z, train=train)
+        if self.per_pixel_log_std:
+            out, log_std = jnp.split(out, 2, axis=-1)
+            return out, log_std + self.initial_log_std
         if self.learn_log_std:
             log_std = self.param(
                 'log_std', nn.initializers.constant(self.initial_log_std), self.log_std_shape
@@ -55,8 +65,11 @@ class Decoder(nn.Module):
 
 
 def make_nets(model_config, image_shape) -> tuple[nn.Module, nn.Module]:
-    """Encoder (image -> 2 * latent) and decoder net (latent -> image-shaped output)."""
+    """Encoder (image -> 2 * latent) and decoder net (latent -> image-shaped output, with
+    twice the channels when the decoder also outputs a log scale per pixel)."""
     latent_dim = model_config.latent_dim
+    if model_config.decoder_std_per_pixel:
+        image_shape = (*image_shape[:-1], 2 * image_shape[-1])
     if model_config.net == 'mlp':
         return (
             nets.MLP(
@@ -123,6 +136,7 @@ def build(config, info) -> base.ModelDef:
         initial_log_std=float(np.log(model_config.decoder_std)),
         learn_log_std=likelihood != 'bernoulli' and model_config.learn_decoder_std,
         log_std_shape=(info.image_shape[-1],) if likelihood == 'logistic' else (),
+        per_pixel_log_std=model_config.decoder_std_per_pixel,
     )
     tx = optim.make_optimizer(config.optim, config.lr, config.train.num_steps)
 
