@@ -257,7 +257,7 @@ def transformation_grid(run: Run, state: TrainState) -> np.ndarray:
     originals = next(iter(data.make_eval_iterator(config.dataset, batch_size=num)))['image']
 
     def triples(state, originals, rng):
-        x = originals.astype(jnp.float32) / 255.0
+        x = base.images_to_unit(originals)
         source, target = transforms.make_pair(config.transform, x, base.index_keys(rng, num))
         return jnp.stack([source, target, run.model.transform(state, source, rng)], axis=1)
 

@@ -219,11 +219,12 @@ def build(config, info) -> base.ModelDef:
             return mean_image(decode(params, mean, 'b'))
         return mean_image(apply(params, 'generator', mean_image(decode(params, mean))))
 
-    def pairs(batch, rng):
-        images = base.images_to_unit(batch['image'])
-        return transforms.make_pair(
-            transform_config, images, base.example_keys(rng, images.shape[0])
-        )
+    def pair_keys(batch, rng):
+        """The per-example keys of the transformation (noise, random masks)."""
+        return base.example_keys(rng, batch['image'].shape[0])
+
+    def pairs(batch, keys):
+        return transforms.make_pair(transform_config, base.images_to_unit(batch['image']), keys)
 
     def paired_objective(params, source, target, rng):
         """(loss, metrics, real outputs, outputs) of a paired batch."""
@@ -306,7 +307,7 @@ def build(config, info) -> base.ModelDef:
 
     def train_step(state, batch, rng):
         pair_rng, z_rng, g_rng, d_rng = jax.random.split(rng, 4)
-        source, target = pairs(batch, pair_rng)
+        source, target = pairs(batch, pair_keys(batch, pair_rng))
         model_params = {k: v for k, v in state.params.items() if k != 'discriminator'}
 
         def loss_fn(params):
@@ -338,7 +339,8 @@ def build(config, info) -> base.ModelDef:
     def eval_step(state, batch, rng):
         pair_rng, z_rng = jax.random.split(rng)
         params = state.params
-        source, target = pairs(batch, pair_rng)
+        keys_of_pairs = pair_keys(batch, pair_rng)
+        source, target = pairs(batch, keys_of_pairs)
         keys = base.example_keys(z_rng, source.shape[0])
         per_example, _, decoded = elbo_terms(params, source, keys)
         if unpaired:
@@ -351,11 +353,7 @@ def build(config, info) -> base.ModelDef:
         outputs = translate(params, source)
         per_example.update(transformation.scores(outputs, target))
         if transform_config.name == 'mask':  # Inpainting: known pixels kept, the rest filled.
-            known = transforms.mask(
-                jnp.ones_like(source),
-                transform_config.mask,
-                base.example_keys(pair_rng, source.shape[0]),
-            )
+            known = transforms.mask(jnp.ones_like(source), transform_config.mask, keys_of_pairs)
             completed = transformation.scores(known * source + (1 - known) * outputs, target)
             per_example.update({f'completed_{name}': value for name, value in completed.items()})
         identity = transformation.scores(source, target)
