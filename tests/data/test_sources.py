@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import gen_models.data as gd
+from gen_models.data.builders import frey_faces
 from gen_models.data.config import SOURCE_DIR_ENV
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -68,8 +69,12 @@ def test_frey_faces(local, shared_data):
     train = gd.load_split_array(local('frey_faces'), 'train')
     test = gd.load_split_array(local('frey_faces'), 'test')
     assert train['image'].shape == (1769, 28, 20, 1) and test['image'].shape == (196, 28, 20, 1)
-    stored = np.concatenate([train['image'], test['image']])[..., 0]
-    np.testing.assert_array_equal(stored, frames)  # contiguous split, frame order
+    train_frames, test_frames = frey_faces.split_indices()
+    assert not set(train_frames) & set(test_frames)
+    assert test_frames.min() < 196 and test_frames.max() > 1769  # drawn across the whole video
+    np.testing.assert_array_equal(train['image'][..., 0], frames[train_frames])  # video order
+    np.testing.assert_array_equal(test['image'][..., 0], frames[test_frames])
+    stored = np.concatenate([train['image'], test['image']])
     assert (stored.min(), stored.max()) == (8, 238)
     assert not train['label'].any()
     assert gd.dataset_info(local('frey_faces')).num_classes == 0

@@ -1,7 +1,9 @@
 """Frey Face: 1,965 grey 28x20 frames of Brendan Frey's face from one video (no labels).
 
-The split is contiguous and fixed: 'train' holds frames 0-1768 and 'test' the last 196 frames
-(1769-1964, the last 10%), so test frames come from a later part of the video. Reads
+The split is random and fixed: 'test' holds 196 frames (10%) drawn by a seeded permutation and
+'train' the other 1,769, each in video order. Neighbouring frames of a video are near copies, so a
+random split measures fit to the same face and poses, as Kingma & Welling's test curves do; a
+contiguous split (the last 10% as test) would hold out poses never seen in training. Reads
 `<source_dir>/small/frey_faces.npy` (uint8, (1965, 28, 20)), else downloads Sam Roweis'
 `frey_rawface.mat` (needs scipy to read).
 """
@@ -14,6 +16,7 @@ from gen_models.data.builders import base
 
 NUM_FRAMES = 1965
 NUM_TEST = 196
+SPLIT_SEED = 0
 _URL = 'https://cs.nyu.edu/~roweis/data/frey_rawface.mat'
 
 
@@ -37,7 +40,11 @@ def load_frames(path: epath.Path) -> np.ndarray:
 class GenModelsFreyFaces(base.SourceFileBuilder):
     """Frey Face (used by Kingma & Welling 2013), 28x20x1, unlabeled."""
 
-    VERSION = tfds.core.Version('1.0.0')
+    VERSION = tfds.core.Version('2.0.0')
+    RELEASE_NOTES = {
+        '1.0.0': 'Contiguous split: the last 196 frames are the test split.',
+        '2.0.0': 'Random split: 196 test frames chosen by a seeded permutation.',
+    }
 
     def _info(self) -> tfds.core.DatasetInfo:
         return tfds.core.DatasetInfo(
@@ -54,12 +61,18 @@ class GenModelsFreyFaces(base.SourceFileBuilder):
 
     def _split_generators(self, dl_manager):
         frames = load_frames(self._fetch(dl_manager, ['small/frey_faces.npy'], [_URL]))
-        train_end = NUM_FRAMES - NUM_TEST
+        train, test = split_indices()
         return {
-            'train': self._generate_examples(frames, 0, train_end),
-            'test': self._generate_examples(frames, train_end, NUM_FRAMES),
+            'train': self._generate_examples(frames, train),
+            'test': self._generate_examples(frames, test),
         }
 
-    def _generate_examples(self, frames, start, stop):
-        for i in range(start, stop):
-            yield i, {'image': frames[i, :, :, None]}
+    def _generate_examples(self, frames, indices):
+        for i in indices:
+            yield int(i), {'image': frames[i, :, :, None]}
+
+
+def split_indices() -> tuple[np.ndarray, np.ndarray]:
+    """Frame indices of the train and test splits, each sorted (video order)."""
+    test = np.sort(np.random.default_rng(SPLIT_SEED).permutation(NUM_FRAMES)[:NUM_TEST])
+    return np.setdiff1d(np.arange(NUM_FRAMES), test), test
