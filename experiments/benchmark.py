@@ -13,7 +13,8 @@ other repeat, so load from other processes hits all alike. Figures are medians o
 blocks; `vs torch` is the median over repeats of the fastest torch variant's step time
 over JAX's in the same repeat. Reported per model: images/s, ms/step, seconds to trace
 (lower) and to compile the step (near 0 from a warm persistent cache), the fraction of
-step time spent waiting for input, and GFLOP/s (XLA's count of the step's FLOPs, the same
+step time the input pipeline costs (the step fed by the pipeline against the same step fed
+one fixed batch, in alternating blocks), and GFLOP/s (XLA's count of the step's FLOPs, the same
 work for both frameworks) against the float32 matmul rate measured in the same run.
 Prints a Markdown table; `--out` writes JSON with the machine, versions and load average.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import os
 import platform
 import statistics
@@ -30,7 +32,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -57,6 +59,17 @@ _TORCH_THREADS = flags.DEFINE_list(
 _OUT = flags.DEFINE_string('out', None, 'Optional JSON output path.')
 
 Block = Callable[[int], tuple[float, float]]
+
+
+class Blocks(NamedTuple):
+    """A framework's train step timed on its input pipeline and on one fixed batch: the
+    difference is the time the pipeline costs the step (async dispatch lets next() overlap
+    the previous step, so the time spent inside next() alone overstates it)."""
+
+    pipeline: Block
+    fixed_batch: Block
+
+
 MATMUL_SIDE = 1024
 
 
@@ -75,6 +88,14 @@ def _timed_block(step: Callable[[Any], None], batches: Iterator, sync: Callable[
         return time.perf_counter() - start, wait
 
     return run
+
+
+def _blocks(
+    step: Callable[[Any], None], batches: Iterator, fixed_batch: Any, sync: Callable[[], None]
+) -> Blocks:
+    return Blocks(
+        _timed_block(step, batches, sync), _timed_block(step, itertools.repeat(fixed_batch), sync)
+    )
 
 
 def matmul_gflops(side: int = MATMUL_SIDE, repeats: int = 10) -> float:
@@ -98,8 +119,9 @@ def load_config(name: str, batch_size: int):
     return config
 
 
-def jax_block(config) -> tuple[Block, dict[str, Any]]:
-    """The config's compiled train step fed by its input pipeline, and compile facts."""
+def jax_block(config) -> tuple[Blocks, dict[str, Any]]:
+    """The config's compiled train step fed by its input pipeline and by one fixed batch
+    already on the devices, and compile facts."""
     run = runtime.prepare(config)
     batches = data.make_train_iterator(
         config.dataset,
@@ -110,10 +132,11 @@ def jax_block(config) -> tuple[Block, dict[str, Any]]:
     state = runtime.initial_state(run)
     key = run.keys['train']
     step_fn = parallel.train_step(run.model.train_step, run.mesh)
+    fixed_batch = next(batches)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         start = time.perf_counter()
-        lowered = step_fn.lower(state, next(batches), key)
+        lowered = step_fn.lower(state, fixed_batch, key)
         lowered_at = time.perf_counter()
         compiled = lowered.compile()
         compiled_at = time.perf_counter()
@@ -130,12 +153,14 @@ def jax_block(config) -> tuple[Block, dict[str, Any]]:
         'donation_warnings': sum('donated' in str(w.message) for w in caught),
         'image_shape': list(run.info.image_shape),
     }
-    return _timed_block(step, batches, lambda: jax.block_until_ready(holder['state'])), facts
+    sync = lambda: jax.block_until_ready(holder['state'])  # noqa: E731
+    return _blocks(step, batches, fixed_batch, sync), facts
 
 
-def torch_blocks(config, image_shape, thread_counts: list[int]) -> dict[str, Block]:
-    """The PyTorch eager twin's train step fed by an identical input pipeline, one block
-    function per intra-op thread count (one model, trained on by all of them)."""
+def torch_blocks(config, image_shape, thread_counts: list[int]) -> dict[str, Blocks]:
+    """The PyTorch eager twin's train step fed by an identical input pipeline and by one fixed
+    batch, a pair of block functions per intra-op thread count (one model, trained on by
+    all of them)."""
     import torch
 
     from experiments import torch_reference
@@ -147,24 +172,41 @@ def torch_blocks(config, image_shape, thread_counts: list[int]) -> dict[str, Blo
         seed=config.seed,
         transform=lambda batch: torch_reference.to_torch_images(batch['image']),
     )
-    run = _timed_block(model.train_step, batches, lambda: None)
+    blocks = _blocks(model.train_step, batches, next(batches), lambda: None)
 
-    def with_threads(threads: int) -> Block:
+    def with_threads(threads: int, block: Block) -> Block:
         def run_with_threads(num_steps: int) -> tuple[float, float]:
             torch.set_num_threads(threads)
-            return run(num_steps)
+            return block(num_steps)
 
         return run_with_threads
 
-    return {f'torch ({n} thread{"s" if n > 1 else ""})': with_threads(n) for n in thread_counts}
+    return {
+        f'torch ({n} thread{"s" if n > 1 else ""})': Blocks(
+            *(with_threads(n, block) for block in blocks)
+        )
+        for n in thread_counts
+    }
 
 
-def _summary(blocks: list[tuple[float, float]], steps: int, batch_size: int) -> dict[str, Any]:
+def _summary(
+    blocks: list[tuple[float, float]],
+    fixed_blocks: list[tuple[float, float]],
+    steps: int,
+    batch_size: int,
+) -> dict[str, Any]:
     step_seconds = statistics.median(seconds for seconds, _ in blocks) / steps
     return {
         'images_per_second': batch_size / step_seconds,
         'step_ms': 1e3 * step_seconds,
-        'input_wait_fraction': statistics.median(wait / seconds for seconds, wait in blocks),
+        'input_wait_fraction': max(
+            0.0,
+            statistics.median(
+                1 - fixed / piped for (piped, _), (fixed, _) in zip(blocks, fixed_blocks)
+            ),
+        ),
+        'in_next_fraction': statistics.median(wait / seconds for seconds, wait in blocks),
+        'fixed_batch_step_ms': 1e3 * statistics.median(s for s, _ in fixed_blocks) / steps,
         'block_step_ms': [1e3 * seconds / steps for seconds, _ in blocks],
     }
 
@@ -173,22 +215,23 @@ def benchmark_config(
     name: str, config, steps: int, repeats: int, warmup: int, torch_threads: list[int]
 ) -> list[dict[str, Any]]:
     """One row per framework (and torch thread count) for `config`, labelled `name`; timed
-    blocks rotate over the frameworks, reversing the order every other repeat."""
+    blocks rotate over the frameworks, each fed by its pipeline and by a fixed batch,
+    reversing the order every other repeat."""
     batch_size = config.train.batch_size
-    jax_run, facts = jax_block(config)
-    blocks = {'jax': jax_run}
+    jax_blocks, facts = jax_block(config)
+    blocks = {'jax': jax_blocks}
     if torch_threads:
         blocks.update(torch_blocks(config, facts['image_shape'], torch_threads))
-    timings: dict[str, list[tuple[float, float]]] = {framework: [] for framework in blocks}
-    for block in blocks.values():
-        block(warmup)
-    order = list(blocks)
+    timings = {framework: Blocks([], []) for framework in blocks}
+    for framework_blocks in blocks.values():
+        framework_blocks.pipeline(warmup)
+    runs = [(framework, kind) for framework in blocks for kind in Blocks._fields]
     for repeat in range(repeats):
-        for framework in order if repeat % 2 == 0 else order[::-1]:
-            timings[framework].append(blocks[framework](steps))
+        for framework, kind in runs if repeat % 2 == 0 else runs[::-1]:
+            getattr(timings[framework], kind).append(getattr(blocks[framework], kind)(steps))
     rows = []
-    for framework, framework_blocks in timings.items():
-        summary = _summary(framework_blocks, steps, batch_size)
+    for framework, framework_timings in timings.items():
+        summary = _summary(*framework_timings, steps, batch_size)
         rows.append(
             {
                 'config': name,
@@ -201,10 +244,11 @@ def benchmark_config(
         )
     rows[0].update(facts)
     if torch_threads:
-        fastest = min(order[1:], key=lambda f: statistics.median(s for s, _ in timings[f]))
+        piped = {framework: t.pipeline for framework, t in timings.items()}
+        fastest = min(list(blocks)[1:], key=lambda f: statistics.median(s for s, _ in piped[f]))
         rows[0]['vs_torch'] = statistics.median(
             torch_seconds / jax_seconds
-            for (jax_seconds, _), (torch_seconds, _) in zip(timings['jax'], timings[fastest])
+            for (jax_seconds, _), (torch_seconds, _) in zip(piped['jax'], piped[fastest])
         )
         rows[0]['vs_torch_of'] = fastest
     return rows

@@ -1,14 +1,15 @@
 """Deterministic grain input pipelines yielding host-local numpy batches.
 
-Both iterators index the split through a grain `MapDataset` of example indices, so the
+Both iterators are grain `MapDataset`s over steps, each mapped to its batch's example
+indices (for training, a slice of `EpochOrder`'s stream of per-epoch permutations), so the
 content of every batch is a pure function of (dataset, seed, step) and of nothing else: not
 of the step the run started at, nor of the number of reading threads, nor of where the
 examples are read from. A split whose decoded examples fit in `in_memory_bytes` (MNIST,
 CIFAR-10) is decoded once per process and kept in memory as numpy arrays, and batches are
 gathered from them by index (decoding array_record records costs milliseconds per batch,
-a gather microseconds); larger splits are read record by record. Batches are made on
-`num_threads` background threads, `prefetch` batches ahead; `transform` (e.g. the transfer
-to the devices) runs on one more background thread, `prefetch` batches ahead.
+a gather microseconds); larger splits are read record by record on `num_threads` background
+threads. Batches are made `prefetch` batches ahead, and `transform` (e.g. the transfer to the
+devices) runs ahead on one more background thread, which also gathers in-memory batches.
 
 Multi-host: the global batch of a step holds `batch_size` examples; host p of P gets its
 p-th contiguous slice of `batch_size // P` examples, so the hosts' batches concatenated in
@@ -16,6 +17,7 @@ process order are the global batch of a one-process run.
 """
 
 import functools
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -150,17 +152,18 @@ def _split_reader(
     in_memory_bytes: int,
     num_examples: int | None = None,
     masked: bool = False,
-) -> tuple[Callable[[np.ndarray], Batch], int]:
+) -> tuple[Callable[[np.ndarray], Batch], int, bool]:
     """A batch reader of 'image' and 'label' over the split, gathering from memory when the
-    decoded split fits in `in_memory_bytes`, and the number of examples it reads
-    (`num_examples`, or all). If masked, indices from that number on are padding and
-    batches get a 'mask' (see `_batch_reader`)."""
+    decoded split fits in `in_memory_bytes`, the number of examples it reads
+    (`num_examples`, or all) and whether it gathers from memory. If masked, indices from that
+    number on are padding and batches get a 'mask' (see `_batch_reader`)."""
     source, features = _open(spec, split)
     num = _num_examples(num_examples, source)
     num_real = num if masked else None
     if _decoded_bytes(source, features, spec) <= in_memory_bytes:
-        return _gather_reader(_decoded_split(spec, split), num_real), num
-    return _batch_reader(source, _example_fn(features, spec.image_size, False), num_real), num
+        return _gather_reader(_decoded_split(spec, split), num_real), num, True
+    reader = _batch_reader(source, _example_fn(features, spec.image_size, False), num_real)
+    return reader, num, False
 
 
 def _decoded_bytes(source, features, spec: DataSpec) -> int:
@@ -189,10 +192,34 @@ def _host_batch_size(batch_size: int, process_index: int, process_count: int) ->
     return batch_size // process_count
 
 
-def _shuffle_seed(seed: int) -> int:
-    """Spreads seeds over 32 bits: grain reshuffles epoch e with (seed + e), so raw seeds s
-    and s + 1 would see the same orders one epoch apart."""
-    return int(np.random.SeedSequence(seed).generate_state(1)[0])
+class EpochOrder:
+    """The stream of a split's example indices, epoch after epoch, each epoch a permutation
+    drawn from (seed, epoch) alone; a batch's indices are one slice of it, computed in one
+    go (one permutation per epoch, kept while in use) rather than example by example."""
+
+    def __init__(self, num: int, seed: int):
+        self.num = num
+        self.seed = seed
+        self._permutations: dict[int, np.ndarray] = {}
+
+    def permutation(self, epoch: int) -> np.ndarray:
+        if epoch not in self._permutations:
+            if len(self._permutations) > 1:  # batches move forward: drop the oldest epoch
+                del self._permutations[min(self._permutations)]
+            self._permutations[epoch] = np.random.default_rng([self.seed, epoch]).permutation(
+                self.num
+            )
+        return self._permutations[epoch]
+
+    def indices(self, start: int, size: int) -> np.ndarray:
+        """The example indices at positions [start, start + size) of the epoch stream."""
+        epoch, offset = divmod(start, self.num)
+        if offset + size <= self.num:  # within one epoch
+            return self.permutation(epoch)[offset : offset + size]
+        epochs, offsets = np.divmod(np.arange(start, start + size), self.num)
+        return np.concatenate(
+            [self.permutation(e)[offsets[epochs == e]] for e in np.unique(epochs)]
+        )
 
 
 def _num_examples(num_examples: int | None, source) -> int:
@@ -210,13 +237,16 @@ def _iterate(
     transform: Callable[[Batch], Any] | None,
 ) -> Iterator:
     """Batches made on `num_threads` threads and `transform`ed on one more, each `prefetch`
-    batches ahead of the consumer."""
+    batches ahead of the consumer. num_threads=0 makes and transforms them on that one
+    thread (for batches gathered from memory, where more threads only add hand-offs)."""
     dataset = batches.to_iter_dataset(
         grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
     )
     if transform is not None:
+        dataset = dataset.map(transform)
+    if transform is not None or num_threads == 0:
         dataset = grain.experimental.ThreadPrefetchIterDataset(
-            dataset.map(transform), prefetch_buffer_size=prefetch
+            dataset, prefetch_buffer_size=prefetch
         )
     return iter(dataset)
 
@@ -248,16 +278,13 @@ def make_train_iterator(
     if start_step < 0:
         raise ValueError(f'start_step={start_step} must be >= 0')
     spec = DataSpec.from_config(dataset_config)
-    reader, num = _split_reader(spec, spec.train_split, in_memory_bytes)
-    indices = (
-        grain.MapDataset.range(num)
-        .shuffle(seed=_shuffle_seed(seed))
-        .repeat(None)  # reseeds the shuffle every epoch
-        .batch(host_batch, drop_remainder=True)
-        .slice(slice(process_index, None, process_count))
-        .slice(slice(start_step, None))
-    )
-    return _iterate(indices.map(reader), num_threads, prefetch, transform)
+    reader, num, in_memory = _split_reader(spec, spec.train_split, in_memory_bytes)
+    order = EpochOrder(num, seed)
+    first = host_batch * process_index  # position of this host's slice in a global batch
+    steps = grain.MapDataset.range(start_step, sys.maxsize)
+    indices = steps.map(lambda step: order.indices(step * batch_size + first, host_batch))
+    threads = 0 if in_memory else num_threads
+    return _iterate(indices.map(reader), threads, prefetch, transform)
 
 
 def make_eval_iterator(
@@ -279,7 +306,7 @@ def make_eval_iterator(
     """
     host_batch = _host_batch_size(batch_size, process_index, process_count)
     spec = DataSpec.from_config(dataset_config)
-    reader, num_real = _split_reader(
+    reader, num_real, in_memory = _split_reader(
         spec, split or spec.eval_split, in_memory_bytes, num_examples, masked=True
     )
     num_padded = -(-num_real // batch_size) * batch_size
@@ -288,7 +315,7 @@ def make_eval_iterator(
         .batch(host_batch)
         .slice(slice(process_index, None, process_count))
     )
-    return _iterate(indices.map(reader), num_threads=2, prefetch=4, transform=None)
+    return _iterate(indices.map(reader), 0 if in_memory else 2, prefetch=4, transform=None)
 
 
 def load_split_array(

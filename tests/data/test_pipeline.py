@@ -56,7 +56,7 @@ def test_same_seed_same_batches_other_seed_other_batches(shapes28):
 
 
 def test_neighbouring_seeds_do_not_share_epochs(small):
-    """grain reshuffles epoch e with seed + e; seeds are spread so s+1 is no shifted s."""
+    """Epoch e of seed s is not epoch e - 1 of seed s + 1 (as with a reseed by s + e)."""
     per_epoch = 25  # batches of 40 in an epoch of 1000
     a = take(gd.make_train_iterator(small, batch_size=40, seed=0), 2 * per_epoch)
     b = take(gd.make_train_iterator(small, batch_size=40, seed=1), per_epoch)
@@ -74,6 +74,16 @@ def test_each_epoch_is_a_new_permutation(small):
     key = lambda images: sorted(image.tobytes() for image in images)
     assert key(epochs[0]) == key(everything) == key(epochs[1])
     assert not np.array_equal(epochs[0], epochs[1])
+
+
+@pytest.mark.parametrize('start, size', [(0, 7), (5, 7), (8, 3), (3, 25)])
+def test_epoch_order_slices_the_concatenated_epochs(start, size):
+    """Slices within an epoch, across a boundary and longer than two epochs."""
+    order = pipeline.EpochOrder(10, seed=5)
+    stream = np.concatenate(
+        [np.random.default_rng([5, epoch]).permutation(10) for epoch in range(4)]
+    )
+    np.testing.assert_array_equal(order.indices(start, size), stream[start : start + size])
 
 
 def test_start_step_resumes_the_same_stream(small):
