@@ -179,20 +179,15 @@ def build(config, info) -> base.ModelDef:
         )
         g_vars = _variables(state, 'generator')
 
-        def critic_step(carry, sub):
-            d_vars, d_opt, g_stats = carry
+        d_vars = _variables(state, 'discriminator')
+        d_opt = state.opt_state['discriminator']
+        g_stats = g_vars['batch_stats']
+        # A Python loop, not lax.scan: XLA-CPU runs the convolutions of a loop body an order
+        # of magnitude slower (n_critic=2 DCGAN on CIFAR-10: 462 -> 36 ms per step).
+        for k in range(n_critic - 1):
+            sub = jax.tree.map(lambda x, k=k: x[k], subs)
             fake, g_stats = generate_fake(g_vars['params'], g_stats, sub)
             d_vars, d_opt, _ = update_discriminator(d_vars, d_opt, sub, fake)
-            return (d_vars, d_opt, g_stats), None
-
-        carry = (
-            _variables(state, 'discriminator'),
-            state.opt_state['discriminator'],
-            g_vars['batch_stats'],
-        )
-        if n_critic > 1:
-            carry, _ = jax.lax.scan(critic_step, carry, jax.tree.map(lambda x: x[:-1], subs))
-        d_vars, d_opt, g_stats = carry
         last = jax.tree.map(lambda x: x[-1], subs)
         fake, generator_vjp, g_stats = jax.vjp(
             lambda params: generate_fake(params, g_stats, last), g_vars['params'], has_aux=True
