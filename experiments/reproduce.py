@@ -109,7 +109,10 @@ def _parzen(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, s
 
 
 def _fid(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
-    return _format(metrics['eval/fid']), (
+    ours = _format(metrics['eval/fid'])
+    if 'eval/kid' in metrics:
+        ours += f' (KID {metrics["eval/kid"]:.4f} ± {metrics["eval/kid_std"]:.4f})'
+    return ours, (
         f'{protocol["num_samples"]} samples vs {protocol["reference_examples"]} '
         f'{protocol["reference_split"]} images, {protocol["feature_net"]}'
     )
