@@ -157,16 +157,17 @@ def _forward_layer(eqn, module: str, custom_vjp: bool) -> ConvLayer | str:
 
 
 def _gradient_op(layer: ConvLayer, operand_shapes: list[Shape], out_shape: Shape) -> str | None:
-    """Which gradient of `layer` a convolution of these shapes computes, if any: the input
-    gradient maps the output gradient to the input's shape, the kernel gradient the input
-    and output gradient to the kernel's (in some layout)."""
-    if out_shape == layer.lhs_shape and layer.out_shape in operand_shapes:
-        return 'input grad'
-    if sorted(out_shape) == sorted(layer.kernel_shape) and {
-        layer.lhs_shape,
-        layer.out_shape,
-    } <= set(operand_shapes):
+    """Which gradient of `layer` a convolution of these shapes computes, if any: the kernel
+    gradient convolves the input with the output gradient into the kernel's shape (in some
+    layout), the input gradient the output gradient with the kernel into the input's shape.
+    (The kernel gradient is tested first: its result can have the input's shape too.)"""
+    kernel = sorted(layer.kernel_shape)
+    activations = sorted([layer.lhs_shape, layer.out_shape])
+    if sorted(out_shape) == kernel and sorted(operand_shapes) == activations:
         return 'kernel grad'
+    has_kernel = any(sorted(shape) == kernel for shape in operand_shapes)
+    if out_shape == layer.lhs_shape and layer.out_shape in operand_shapes and has_kernel:
+        return 'input grad'
     return None
 
 
