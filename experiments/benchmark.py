@@ -289,6 +289,18 @@ def torch_thread_counts(requested: list[str]) -> tuple[list[int], str]:
     return counts, f'torch {torch.__version__} (default {default} threads)'
 
 
+def machine_facts(torch_note: str) -> dict[str, Any]:
+    """CPU, versions, devices and XLA flags that timings are relative to."""
+    return {
+        'cpu_count': os.cpu_count(),
+        'processor': platform.processor() or platform.machine(),
+        'jax': jax.__version__,
+        'devices': f'{jax.device_count()} x {jax.devices()[0].device_kind}',
+        'torch': torch_note or None,
+        'xla_flags': os.environ.get('XLA_FLAGS', ''),
+    }
+
+
 def run_benchmark(
     configs: dict[str, Any],
     steps: int,
@@ -312,14 +324,7 @@ def run_benchmark(
         'rows': rows,
         'matmul_gflops': matmul_rate,
         'load_average_before_after': [load_before[0], os.getloadavg()[0]],
-        'machine': {
-            'cpu_count': os.cpu_count(),
-            'processor': platform.processor() or platform.machine(),
-            'jax': jax.__version__,
-            'devices': f'{jax.device_count()} x {jax.devices()[0].device_kind}',
-            'torch': torch_note or None,
-            'xla_flags': os.environ.get('XLA_FLAGS', ''),
-        },
+        'machine': machine_facts(torch_note),
         'command': ' '.join(sys.argv),
         'settings': {'steps': steps, 'repeats': repeats, 'warmup': warmup},
     }
