@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -308,11 +309,20 @@ def _hardware(workdir: Path) -> str:
     return f'{environment.get("device_count", "?")} x {kinds}' + (f' ({host})' if host else '')
 
 
+def _gap(row: Row) -> str:
+    """Ours minus the paper's value where both lead with a number, e.g. '+3.24'."""
+    numbers = [re.match(r'-?\d+(\.\d+)?', text) for text in (row.ours, row.paper)]
+    if not all(numbers):
+        return ''
+    ours, paper = (float(number.group()) for number in numbers)
+    return f'{ours - paper:+.2f}'
+
+
 def table(root: Path) -> str:
     """The Markdown results table of every reproduction, from the files under `root`."""
     lines = [
-        '| paper | target | paper value | ours | protocol | wall time | hardware |',
-        '|---|---|---|---|---|---|---|',
+        '| paper | target | paper value | ours | ours - paper | protocol | wall time | hardware |',
+        '|---|---|---|---|---|---|---|---|',
     ]
     for reproduction in REPRODUCTIONS.values():
         workdir = root / reproduction.name
@@ -320,7 +330,7 @@ def table(root: Path) -> str:
         seconds = json.loads(record.read_text())['seconds'] if record.is_file() else math.nan
         wall = _hours(seconds) if math.isfinite(seconds) else ''
         for row in reproduction.rows(workdir):
-            cells = [reproduction.paper, row.target, row.paper, row.ours, row.protocol]
+            cells = [reproduction.paper, row.target, row.paper, row.ours, _gap(row), row.protocol]
             cells += [wall if row.ours != 'not run' else '', _hardware(workdir)]
             lines.append('| ' + ' | '.join(cells) + ' |')
     commands = [
