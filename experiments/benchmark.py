@@ -45,7 +45,9 @@ from gen_models import data, parallel
 _CONFIGS = flags.DEFINE_list(
     'configs', ['dcgan_mnist', 'vae_mnist', 'vae_mlp_mnist'], 'Config modules under configs/.'
 )
-_BATCH = flags.DEFINE_integer('batch_size', 64, 'Global batch size of every config.')
+_BATCH = flags.DEFINE_integer(
+    'batch_size', 64, "Global batch size of every config; 0 keeps each config's own."
+)
 _STEPS = flags.DEFINE_integer('steps', 20, 'Steps per timed block.')
 _REPEATS = flags.DEFINE_integer('repeats', 5, 'Timed blocks per framework; medians reported.')
 _WARMUP = flags.DEFINE_integer('warmup', 5, 'Untimed steps per framework before timing.')
@@ -112,10 +114,11 @@ def matmul_gflops(side: int = MATMUL_SIDE, repeats: int = 10) -> float:
 
 
 def load_config(name: str, batch_size: int):
-    """configs/<name>.py[:variant] with the benchmark's batch size."""
+    """configs/<name>.py[:variant] with the benchmark's batch size (0: the config's own)."""
     module, _, variant = name.partition(':')
     config = importlib.import_module(f'configs.{module}').get_config(variant or None)
-    config.train.batch_size = batch_size
+    if batch_size:
+        config.train.batch_size = batch_size
     return config
 
 

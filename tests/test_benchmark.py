@@ -133,3 +133,8 @@ def test_jax_and_torch_blocks_interleave(data_dir):
     assert jax_row['vs_torch_of'] == 'torch (1 thread)' and jax_row['vs_torch'] > 0
     assert torch_row['images_per_second'] > 0 and 0.0 <= torch_row['input_wait_fraction'] < 1.0
     assert 'vs torch' in benchmark.markdown_table(result['rows'], result['matmul_gflops'])
+
+
+def test_load_config_sets_the_batch_size_or_keeps_the_configs_own():
+    assert benchmark.load_config('dcgan_mnist', 16).train.batch_size == 16
+    assert benchmark.load_config('dcgan_mnist:wgan_gp', 0).train.batch_size == 5 * 64
