@@ -261,6 +261,7 @@ def run(reproduction: Reproduction, root: Path, overrides: Sequence[str] = ()) -
     """
     workdir = root / reproduction.name
     start = time.time()
+    invocation = _record_start(workdir, start, overrides)
     flags = [f'--config={reproduction.config}', f'--workdir={workdir}', *overrides]
     if reproduction.mode == 'sweep':
         _launch(['--mode=sweep', *flags])
@@ -270,7 +271,7 @@ def run(reproduction: Reproduction, root: Path, overrides: Sequence[str] = ()) -
         _launch(['--mode=train', *flags])
         if not _has_configured_metrics(workdir):
             _launch(['--mode=eval', *flags])
-    _record_time(workdir, time.time() - start, overrides)
+    _record_end(workdir, invocation, time.time() - start)
     return workdir
 
 
@@ -281,14 +282,47 @@ def _has_configured_metrics(workdir: Path) -> bool:
     return all(f'eval/{name}' in results.get('metrics', {}) for name in config['eval']['metrics'])
 
 
-def _record_time(workdir: Path, seconds: float, overrides: Sequence[str]) -> None:
+def _record_start(workdir: Path, start: float, overrides: Sequence[str]) -> int:
+    """Adds an unfinished invocation to the workdir's record, so that a run killed before it
+    finishes still counts (see `wall_seconds`); returns its index."""
+    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / RECORD_FILE
     record = json.loads(path.read_text()) if path.is_file() else {'invocations': []}
-    record['invocations'].append(
-        {'seconds': round(seconds, 1), 'overrides': list(overrides), 'finished': time.time()}
-    )
-    record['seconds'] = round(sum(i['seconds'] for i in record['invocations']), 1)
+    record['invocations'].append({'started': start, 'overrides': list(overrides)})
     logs.write_json(path, record)
+    return len(record['invocations']) - 1
+
+
+def _record_end(workdir: Path, invocation: int, seconds: float) -> None:
+    path = workdir / RECORD_FILE
+    record = json.loads(path.read_text())
+    record['invocations'][invocation].update(seconds=round(seconds, 1), finished=time.time())
+    logs.write_json(path, record)
+
+
+def wall_seconds(workdir: Path) -> float:
+    """Wall time of every invocation of a reproduction (nan if never run). An invocation
+    killed before it finished counts until the last metric its runs logged before the next
+    invocation started."""
+    path = workdir / RECORD_FILE
+    if not path.is_file():
+        return math.nan
+    invocations = json.loads(path.read_text())['invocations']
+    logged = [
+        record['time']
+        for metrics_dir in [workdir, *sorted((workdir / TRIALS_DIR).glob('*'))]
+        for record in logs.read_metrics(metrics_dir)
+        if 'time' in record
+    ]
+    total = 0.0
+    for index, invocation in enumerate(invocations):
+        if 'seconds' in invocation:
+            total += invocation['seconds']
+            continue
+        start = invocation['started']
+        end = invocations[index + 1]['started'] if index + 1 < len(invocations) else math.inf
+        total += max((t for t in logged if start <= t < end), default=start) - start
+    return total
 
 
 def _hours(seconds: float) -> str:
@@ -326,8 +360,7 @@ def table(root: Path) -> str:
     ]
     for reproduction in REPRODUCTIONS.values():
         workdir = root / reproduction.name
-        record = workdir / RECORD_FILE
-        seconds = json.loads(record.read_text())['seconds'] if record.is_file() else math.nan
+        seconds = wall_seconds(workdir)
         wall = _hours(seconds) if math.isfinite(seconds) else ''
         for row in reproduction.rows(workdir):
             cells = [reproduction.paper, row.target, row.paper, row.ours, _gap(row), row.protocol]

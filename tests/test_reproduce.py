@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import jax.numpy as jnp
 import pytest
@@ -18,7 +19,9 @@ def _write_results(workdir, metrics, protocols, step=100):
         workdir / 'results.json',
         {'step': step, 'metrics': metrics, 'metric_protocols': protocols},
     )
-    logs.write_json(workdir / reproduce.RECORD_FILE, {'seconds': 3720.0, 'invocations': []})
+    logs.write_json(
+        workdir / reproduce.RECORD_FILE, {'invocations': [{'started': 0.0, 'seconds': 3720.0}]}
+    )
     logs.write_json(
         workdir / 'environment.json',
         {'device_count': 1, 'device_kinds': ['cpu'], 'cpu': {'model': 'AMD EPYC', 'cores': 2}},
@@ -46,6 +49,21 @@ def test_table_reads_results_from_disk_and_marks_missing_runs(tmp_path):
     assert '1 h 02 min' in vae and '1 x cpu (AMD EPYC, 2 cores)' in vae
     assert '| not run |' in rows['IWAE (k=5), test NLL']
     assert 'python -m experiments.reproduce run burda_vae' in text
+
+
+def test_wall_time_counts_a_killed_invocation_until_its_last_logged_metric(tmp_path):
+    logs.write_json(
+        tmp_path / reproduce.RECORD_FILE,
+        {'invocations': [{'started': 1000.0, 'seconds': 600.0}, {'started': 5000.0}]},
+    )
+    (tmp_path / logs.METRICS_FILE).write_text(
+        ''.join(
+            json.dumps({'step': step, 'time': logged_at, 'train/loss': 1.0}) + '\n'
+            for step, logged_at in enumerate([1500.0, 5100.0, 5900.0])
+        )
+    )
+    assert reproduce.wall_seconds(tmp_path) == 600.0 + 900.0
+    assert math.isnan(reproduce.wall_seconds(tmp_path / 'never_run'))
 
 
 def test_readme_section_is_replaced_between_markers(tmp_path):
@@ -76,7 +94,8 @@ def test_sweep_reproduction_runs_redraws_figure_and_tabulates(shared_data, data_
     workdir = reproduce.run(reproduce.REPRODUCTIONS['kingma_welling_frey'], root, tiny)
     assert reproduce.figure_path(workdir).stat().st_size > 0
     record = json.loads((workdir / reproduce.RECORD_FILE).read_text())
-    assert record['seconds'] > 0 and record['invocations'][0]['overrides'] == tiny
+    assert record['invocations'][0]['seconds'] > 0
+    assert record['invocations'][0]['overrides'] == tiny
     rows = reproduce.REPRODUCTIONS['kingma_welling_frey'].rows(workdir)
     assert [row.target.rsplit('=', 1)[1] for row in rows] == ['3', '5', '10', '20']
     for row in rows:
