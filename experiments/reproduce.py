@@ -112,7 +112,9 @@ def _parzen(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, s
 def _fid(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
     ours = _format(metrics['eval/fid'])
     if 'eval/kid' in metrics:
-        ours += f' (KID {metrics["eval/kid"]:.4f} ± {metrics["eval/kid_std"]:.4f})'
+        # The std over subsets is 0 when each subset is the whole sample: then none is shown.
+        spread = f' ± {metrics["eval/kid_std"]:.4f}' if metrics['eval/kid_std'] > 1e-9 else ''
+        ours += f' (KID {metrics["eval/kid"]:.4f}{spread})'
     return ours, (
         f'{protocol["num_samples"]} samples vs {protocol["reference_examples"]} '
         f'{protocol["reference_split"]} images, {protocol["feature_net"]}'
