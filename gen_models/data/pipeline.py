@@ -18,6 +18,7 @@ process order are the global batch of a one-process run.
 
 import functools
 import sys
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -195,21 +196,23 @@ def _host_batch_size(batch_size: int, process_index: int, process_count: int) ->
 class EpochOrder:
     """The stream of a split's example indices, epoch after epoch, each epoch a permutation
     drawn from (seed, epoch) alone; a batch's indices are one slice of it, computed in one
-    go (one permutation per epoch, kept while in use) rather than example by example."""
+    go (one permutation per epoch, kept while in use) rather than example by example.
+    Safe to call from several reading threads."""
 
     def __init__(self, num: int, seed: int):
         self.num = num
         self.seed = seed
         self._permutations: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def permutation(self, epoch: int) -> np.ndarray:
-        if epoch not in self._permutations:
-            if len(self._permutations) > 1:  # batches move forward: drop the oldest epoch
-                del self._permutations[min(self._permutations)]
-            self._permutations[epoch] = np.random.default_rng([self.seed, epoch]).permutation(
-                self.num
-            )
-        return self._permutations[epoch]
+        with self._lock:
+            if epoch not in self._permutations:
+                if len(self._permutations) > 1:  # batches move forward: drop the oldest epoch
+                    del self._permutations[min(self._permutations)]
+                rng = np.random.default_rng([self.seed, epoch])
+                self._permutations[epoch] = rng.permutation(self.num)
+            return self._permutations[epoch]
 
     def indices(self, start: int, size: int) -> np.ndarray:
         """The example indices at positions [start, start + size) of the epoch stream."""
