@@ -86,11 +86,21 @@ def _metric_rows(
         results = _results(workdir) or {}
         metrics = results.get('metrics', {})
         if f'eval/{metric}' not in metrics:
-            return [Row(label, paper, 'not run', '')]
+            return [Row(label, paper, *_unfinished(workdir))]
         ours, protocol = describe(metrics, results['metric_protocols'][metric])
         return [Row(label, paper, ours, f'{protocol}; {results["step"]:,} steps')]
 
     return rows
+
+
+def _unfinished(workdir: Path) -> tuple[str, str]:
+    """(ours, protocol) cells of a run without results: 'not run', or 'in progress' with the
+    last step its metrics.jsonl logged (the same command resumes it)."""
+    steps = [record['step'] for record in logs.read_metrics(workdir) if 'step' in record]
+    if not steps:
+        return 'not run', ''
+    total = json.loads((workdir / 'config.json').read_text())['train']['num_steps']
+    return 'in progress', f'{max(steps):,} of {total:,} steps logged so far'
 
 
 def _burda(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
@@ -177,6 +187,13 @@ REPRODUCTIONS = {
             'configs/burda_iwae.py:iwae5',
             'train',
             _metric_rows('IWAE (k=5), test NLL', '85.54', 'iwae', _burda),
+        ),
+        Reproduction(
+            'burda_vae_paper',
+            'Burda, Grosse & Salakhutdinov 2015, Table 1 (MNIST, one stochastic layer)',
+            'configs/burda_iwae.py:vae_paper',
+            'train',
+            _metric_rows('VAE (k=1), test NLL, all 8 stages', '86.76', 'iwae', _burda),
         ),
         Reproduction(
             'goodfellow_parzen',

@@ -51,6 +51,18 @@ def test_table_reads_results_from_disk_and_marks_missing_runs(tmp_path):
     assert 'python -m experiments.reproduce run burda_vae' in text
 
 
+def test_table_marks_a_run_stopped_before_its_results_as_in_progress(tmp_path):
+    workdir = tmp_path / 'burda_vae_paper'
+    workdir.mkdir()
+    logs.write_json(workdir / 'config.json', {'train': {'num_steps': 9_840_000}})
+    (workdir / logs.METRICS_FILE).write_text(
+        ''.join(json.dumps({'step': step, 'train/loss': 1.0}) + '\n' for step in (1000, 2000))
+    )
+    text = reproduce.table(tmp_path)
+    row = next(line for line in text.splitlines() if 'all 8 stages' in line)
+    assert '| in progress |' in row and '2,000 of 9,840,000 steps logged so far' in row
+
+
 def test_wall_time_counts_a_killed_invocation_until_its_last_logged_metric(tmp_path):
     logs.write_json(
         tmp_path / reproduce.RECORD_FILE,
