@@ -34,19 +34,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.model = model = ml_collections.ConfigDict()
     model.name = 'vae'  # model family: 'gan' | 'vae' | 'vaegan' | 'classifier' (feature net)
     # | 'hybrid' (encoder, decoder and an image-to-image generator G: x -> x', config.transform)
-    model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE only) | 'resnet' (GAN
-    # only: SNGAN-style residual G and D)
+    model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp' (VAE; unconditional GAN: ReLU
+    # G, maxout D) | 'resnet' (GAN only: SNGAN-style residual G and D)
     model.latent_dim = 16  # size of z
     model.width = 32  # conv: channels of the widest-resolution stage; resnet: G's blocks have 4x
     # and D's 2x this many channels (StudioGAN's convention)
     model.kernel_size = 4  # conv: kernel side of every conv layer
     model.conditional = False  # gan/vae: condition on the dataset's class labels (generate a
     # requested class); needs a labelled dataset
-    model.hidden = (500,)  # mlp: hidden layer sizes (encoder; decoder reversed)
+    model.hidden = (500,)  # mlp: hidden layer sizes (encoder; decoder reversed; GAN: G's)
+    model.d_hidden = (240, 240)  # gan, mlp: maxout units of each D hidden layer
+    model.maxout_pieces = 5  # gan, mlp: linear pieces each maxout unit takes the max of
     model.activation = 'relu'  # mlp: 'tanh' | 'relu' | 'softplus' | 'leaky_relu'
     model.gan_loss = 'non_saturating'  # gan: 'minimax' | 'non_saturating' (cross-entropy D,
     # G's loss) | 'hinge' | 'wasserstein' (a critic; pair it with a gradient penalty)
-    model.d_dropout = 0.3  # gan, conv: dropout rate after each D conv layer
+    model.d_dropout = 0.3  # gan, conv: dropout rate after each D conv layer; mlp: at the
+    # input of each D layer after the first
+    model.d_input_dropout = 0.0  # gan, mlp: dropout rate of D's input pixels
+    model.g_init_range = 0.0  # gan, mlp: G's weights start uniform in +-this; 0 = LeCun normal
+    model.d_init_range = 0.0  # gan, mlp: D's weights start uniform in +-this; 0 = LeCun normal
     model.gradient_penalty = 0.0  # gan: weight of WGAN-GP's (||grad D||-1)^2 on interpolates
     model.r1_gamma = 0.0  # gan: R1 penalty gamma/2 * ||grad D(x)||^2 on real images
     model.n_critic = 1  # gan: D updates per G update, each on its own 1/n of the train batch
@@ -103,10 +109,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     optim.weight_decay = 0.0  # adamw: decoupled weight decay
     optim.d_lr_multiplier = 1.0  # gan: D's learning rate is lr * this
     optim.schedule = 'constant'  # lr over train steps: 'constant' | 'linear' (to 0 at
-    # train.num_steps) | 'cosine' (to 0 at train.num_steps) | 'piecewise'
+    # train.num_steps) | 'cosine' (to 0 at train.num_steps) | 'piecewise' | 'exponential'
     optim.schedule_boundaries = ()  # piecewise: train steps where the lr is rescaled
     optim.schedule_scales = ()  # piecewise: lr multipliers from each boundary on (cumulative)
     optim.warmup_steps = 0  # linear lr warm-up from 0 over this many train steps
+    optim.decay_rate = 1.0  # exponential: lr multiplier per train step
+    optim.momentum_ramp_steps = 0  # sgd: momentum rises linearly from b1 to final_momentum
+    # over this many train steps; 0 = constant b1
+    optim.final_momentum = 0.0  # sgd: momentum at the end of that ramp
 
     config.parallel = parallel = ml_collections.ConfigDict()
     parallel.backend = 'shard_map'  # steps over all devices: 'shard_map' (jit + shard_map;

@@ -52,6 +52,13 @@ def _positive() -> tuple[Callable[[Any], bool], str]:
     return (lambda v: v > 0), '> 0'
 
 
+def _layer_sizes() -> tuple[Callable[[Any], bool], str]:
+    return (
+        (lambda v: len(v) > 0 and all(isinstance(h, int) and h >= 1 for h in v)),
+        'a non-empty tuple of positive ints',
+    )
+
+
 def _unit_interval() -> tuple[Callable[[Any], bool], str]:
     return (lambda v: 0 <= v < 1), 'in [0, 1)'
 
@@ -64,13 +71,15 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     'model.latent_dim': _at_least(1),
     'model.width': _at_least(1),
     'model.kernel_size': _at_least(1),
-    'model.hidden': (
-        (lambda v: len(v) > 0 and all(isinstance(h, int) and h >= 1 for h in v)),
-        'a non-empty tuple of positive ints',
-    ),
+    'model.hidden': _layer_sizes(),
     'model.activation': _choice(*nets.ACTIVATIONS),
     'model.gan_loss': _choice(*losses.GAN_LOSSES),
     'model.d_dropout': _unit_interval(),
+    'model.d_input_dropout': _unit_interval(),
+    'model.d_hidden': _layer_sizes(),
+    'model.maxout_pieces': _at_least(1),
+    'model.g_init_range': _at_least(0),
+    'model.d_init_range': _at_least(0),
     'model.gradient_penalty': _at_least(0),
     'model.r1_gamma': _at_least(0),
     'model.n_critic': _at_least(1),
@@ -109,6 +118,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         'a tuple of non-negative multipliers',
     ),
     'optim.warmup_steps': _at_least(0),
+    'optim.decay_rate': ((lambda v: 0 < v <= 1), 'in (0, 1]'),
+    'optim.momentum_ramp_steps': _at_least(0),
+    'optim.final_momentum': _unit_interval(),
     'parallel.backend': _choice(*BACKENDS),
     'train.num_steps': _at_least(1),
     'train.batch_size': _at_least(1),
@@ -185,11 +197,17 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int = 1) -> 
 def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> None:
     model, train = config.model, config.train
     if model.name == 'gan' and model.net == 'mlp':
-        raise ConfigError('model.net', model.net, "model.name='gan' uses 'conv' or 'resnet' nets")
+        for key in ('conditional', 'spectral_norm'):
+            if model[key]:
+                raise ConfigError(f'model.{key}', model[key], "False with model.net='mlp'")
     if model.name != 'gan' and model.net == 'resnet':
         raise ConfigError('model.net', model.net, "'resnet' nets are for model.name='gan'")
     if model.net == 'resnet' and model.d_dropout:
         raise ConfigError('model.d_dropout', model.d_dropout, "0 with model.net='resnet'")
+    if config.optim.momentum_ramp_steps and config.optim.name != 'sgd':
+        raise ConfigError(
+            'optim.momentum_ramp_steps', config.optim.momentum_ramp_steps, "0 unless optim.name='sgd'"
+        )
     if len(config.optim.schedule_scales) != len(config.optim.schedule_boundaries):
         raise ConfigError(
             'optim.schedule_scales',

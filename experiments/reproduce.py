@@ -201,7 +201,22 @@ REPRODUCTIONS = {
             'configs/goodfellow_parzen.py',
             'train',
             _metric_rows(
-                'GAN, Parzen-window log-likelihood, MNIST test', '225 ± 2', 'parzen', _parzen
+                "GAN (the paper's maxout MLPs), Parzen-window log-likelihood, MNIST test",
+                '225 ± 2',
+                'parzen',
+                _parzen,
+            ),
+        ),
+        Reproduction(
+            'goodfellow_parzen_dcgan',
+            'Goodfellow et al. 2014, Table 1',
+            'configs/goodfellow_parzen.py:dcgan',
+            'train',
+            _metric_rows(
+                'GAN (DCGAN nets, EMA of G), Parzen-window log-likelihood, MNIST test',
+                '225 ± 2',
+                'parzen',
+                _parzen,
             ),
         ),
         Reproduction(

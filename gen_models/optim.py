@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 OPTIMIZERS = ('adam', 'adamw', 'adagrad', 'sgd', 'rmsprop')
-SCHEDULES = ('constant', 'linear', 'cosine', 'piecewise')
+SCHEDULES = ('constant', 'linear', 'cosine', 'piecewise', 'exponential')
 
 
 def lr_multiplier(
@@ -26,8 +26,9 @@ def lr_multiplier(
 
     `optim.schedule`: 'constant' 1; 'linear' 1 - step / num_steps (0 at the end); 'cosine'
     (1 + cos(pi * step / num_steps)) / 2; 'piecewise' the product of the
-    `optim.schedule_scales` whose `optim.schedule_boundaries` are <= step. Times a linear
-    warm-up min(1, step / optim.warmup_steps) when `optim.warmup_steps` > 0.
+    `optim.schedule_scales` whose `optim.schedule_boundaries` are <= step; 'exponential'
+    optim.decay_rate ** step. Times a linear warm-up min(1, step / optim.warmup_steps) when
+    `optim.warmup_steps` > 0.
     """
     name, warmup = optim_config.schedule, optim_config.warmup_steps
     boundaries = jnp.asarray(optim_config.schedule_boundaries, jnp.int32)
@@ -44,6 +45,8 @@ def lr_multiplier(
             factor = 0.5 * (1.0 + jnp.cos(jnp.pi * progress))
         elif name == 'piecewise':
             factor = jnp.prod(jnp.where(step >= boundaries, scales, 1.0))
+        elif name == 'exponential':
+            factor = jnp.float32(optim_config.decay_rate) ** step.astype(jnp.float32)
         else:
             factor = jnp.float32(1.0)
         if warmup:
@@ -51,6 +54,22 @@ def lr_multiplier(
         return factor
 
     return multiplier
+
+
+def _momentum(optim_config, updates_per_step: int) -> float | Callable | None:
+    """SGD's momentum: `optim.b1` (None when 0), or with `optim.momentum_ramp_steps` > 0 a
+    function of the update count rising linearly from b1 to `optim.final_momentum` over
+    that many train steps (pylearn2's MomentumAdjustor, used by Goodfellow et al. 2014)."""
+    start, ramp = optim_config.b1, optim_config.momentum_ramp_steps
+    if not ramp:
+        return start or None
+    final = optim_config.final_momentum
+
+    def momentum(count: jax.Array) -> jax.Array:
+        progress = jnp.minimum((count // updates_per_step).astype(jnp.float32) / ramp, 1.0)
+        return start + (final - start) * progress
+
+    return momentum
 
 
 def make_optimizer(
@@ -94,6 +113,6 @@ def make_optimizer(
         )
     if name == 'sgd':
         return optax.inject_hyperparams(optax.sgd)(
-            learning_rate=rate, momentum=optim_config.b1 or None
+            learning_rate=rate, momentum=_momentum(optim_config, updates_per_step)
         )
     raise ValueError(f'optim.name={name!r}: allowed {OPTIMIZERS}')

@@ -1,4 +1,5 @@
-"""GANs on DCGAN or SNGAN-style ResNet nets, every variant a config switch.
+"""GANs on DCGAN, SNGAN-style ResNet or Goodfellow et al.'s MLP nets (a ReLU generator, a
+maxout discriminator with dropout), every variant a config switch.
 
 Losses (`model.gan_loss`, `losses.discriminator_loss` / `generator_loss`): the min-max value
 (Goodfellow et al. 2014) with G minimising log(1 - D(G(z))) ('minimax') or -log D(G(z))
@@ -48,7 +49,9 @@ def build(config, info) -> base.ModelDef:
     )
     num_classes = info.num_classes if model_config.conditional else 0
     uses_ema = model_config.ema_decay > 0
-    uses_dropout = model_config.net == 'conv' and model_config.d_dropout > 0
+    uses_dropout = model_config.net != 'resnet' and (
+        model_config.d_dropout > 0 or model_config.net == 'mlp' and model_config.d_input_dropout > 0
+    )
     generator_init, generator = (
         _generator(model_config, info.image_shape, num_classes, axis_name)
         for axis_name in (None, base.DATA_AXIS)
@@ -152,7 +155,7 @@ def build(config, info) -> base.ModelDef:
             train=True,
             mutable=['batch_stats'],
         )
-        return fake, updates['batch_stats']
+        return fake, updates.get('batch_stats', {})
 
     def train_step(state, batch, rng):
         size = batch['image'].shape[0]
@@ -181,7 +184,7 @@ def build(config, info) -> base.ModelDef:
 
         d_vars = _variables(state, 'discriminator')
         d_opt = state.opt_state['discriminator']
-        g_stats = g_vars['batch_stats']
+        g_stats = g_vars.get('batch_stats', {})  # {} for nets without batch norm
         # A Python loop, not lax.scan: XLA-CPU runs the convolutions of a loop body an order
         # of magnitude slower (n_critic=2 DCGAN on CIFAR-10: 462 -> 36 ms per step).
         for k in range(n_critic - 1):
@@ -280,6 +283,13 @@ def build(config, info) -> base.ModelDef:
 
 
 def _generator(model_config, image_shape, num_classes: int, axis_name: str | None):
+    if model_config.net == 'mlp':
+        return nets.MLPGenerator(
+            hidden=model_config.hidden,
+            image_shape=image_shape,
+            activation=model_config.activation,
+            init_range=model_config.g_init_range,
+        )
     if model_config.net == 'resnet':
         return nets.ResNetGenerator(
             image_shape=image_shape,
@@ -299,6 +309,14 @@ def _generator(model_config, image_shape, num_classes: int, axis_name: str | Non
 
 
 def _discriminator(model_config, num_classes: int):
+    if model_config.net == 'mlp':
+        return nets.MaxoutDiscriminator(
+            hidden=model_config.d_hidden,
+            pieces=model_config.maxout_pieces,
+            input_dropout=model_config.d_input_dropout,
+            dropout_rate=model_config.d_dropout,
+            init_range=model_config.d_init_range,
+        )
     if model_config.net == 'resnet':
         return nets.ResNetDiscriminator(
             width=model_config.width,
@@ -343,6 +361,6 @@ def _to_state(step: jax.Array, variables: dict, opt_state: dict) -> base.TrainSt
     return base.TrainState(
         step=step,
         params={name: v['params'] for name, v in variables.items()},
-        batch_stats={name: v['batch_stats'] for name, v in variables.items() if 'batch_stats' in v},
+        batch_stats={name: v['batch_stats'] for name, v in variables.items() if v.get('batch_stats')},
         opt_state=opt_state,
     )
