@@ -73,7 +73,8 @@ def test_unknown_and_missing_keys():
 def test_inconsistent_combinations():
     config = dcgan_mnist.get_config()
     config.model.net = 'mlp'
-    with pytest.raises(ConfigError, match="model.net='mlp'.*'conv'"):
+    config.model.spectral_norm = True
+    with pytest.raises(ConfigError, match="spectral_norm=True .*False with model.net='mlp'"):
         validate_config(config)
     config = dcgan_mnist.get_config()
     config.dataset.binarize = True

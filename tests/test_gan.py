@@ -1,5 +1,6 @@
-"""GAN variants train: each loss and regulariser stays finite on shapes, n_critic D updates per
-G update, the EMA generator follows its recurrence, a conditional G follows its labels."""
+"""GAN variants train: each loss, regulariser and net (DCGAN, ResNet, maxout MLP) stays finite on
+shapes, n_critic D updates per G update, the EMA generator follows its recurrence, a
+conditional G follows its labels."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import cgan_mnist, dcgan_cifar10, dcgan_mnist, sngan_cifar10
+from configs import cgan_mnist, dcgan_cifar10, dcgan_mnist, goodfellow_parzen, sngan_cifar10
 from experiments import runtime
 from experiments.config_validation import ConfigError, validate_config
 from gen_models import parallel
@@ -31,6 +32,22 @@ VARIANTS = {
         'model.gan_loss': 'minimax',
         'model.r1_gamma': 1.0,
         'model.conditional': True,
+    },
+    'mlp_maxout_sgd': {  # Goodfellow et al.'s nets and optimiser (configs/goodfellow_parzen.py)
+        'model.net': 'mlp',
+        'model.hidden': (8,),
+        'model.d_hidden': (6,),
+        'model.maxout_pieces': 3,
+        'model.d_input_dropout': 0.2,
+        'model.d_dropout': 0.5,
+        'model.g_init_range': 0.05,
+        'model.d_init_range': 0.005,
+        'optim.name': 'sgd',
+        'optim.b1': 0.5,
+        'optim.final_momentum': 0.7,
+        'optim.momentum_ramp_steps': 2,
+        'optim.schedule': 'exponential',
+        'optim.decay_rate': 0.9,
     },
     'resnet_conditional_sn': {
         'model.net': 'resnet',
@@ -171,6 +188,7 @@ def test_eval_step_of_conditional_spectral_norm_gan(runs):
         (cgan_mnist, 'paper'),
         (sngan_cifar10, 'paper'),
         (dcgan_cifar10, 'paper'),
+        (goodfellow_parzen, 'dcgan'),
     ],
 )
 def test_config_variants_are_valid(module, arg):
@@ -182,6 +200,8 @@ def test_config_variants_are_valid(module, arg):
     [
         ({'model.n_critic': 3}, 'train.batch_size'),  # 64 images do not split in 3 x 8
         ({'model.net': 'resnet'}, 'model.d_dropout'),  # the ResNet D has no dropout
+        ({'model.net': 'mlp', 'model.conditional': True}, 'model.conditional'),
+        ({'optim.momentum_ramp_steps': 10}, 'optim.momentum_ramp_steps'),  # Adam, not SGD
         (
             {'optim.schedule_boundaries': (10, 20), 'optim.schedule_scales': (0.1,)},
             'optim.schedule_scales',

@@ -1,5 +1,6 @@
 """GAN nets: spectral norm against the SVD, per-example dropout keys, conditional batch norm
-against its formula, the projection term, ResNet shapes at 28, 32 and 64 px."""
+against its formula, the projection term, ResNet shapes at 28, 32 and 64 px, the maxout
+discriminator and MLP generator against numpy."""
 
 import flax.linen as nn
 import jax
@@ -120,3 +121,51 @@ def test_resnet_pair_shapes(shape):
 
     images, logits = jax.eval_shape(forward, jax.random.key(0))
     assert images.shape == (2, *shape) and logits.shape == (2, 1)
+
+
+def test_maxout_discriminator_matches_numpy():
+    """Pixels read as [0, 1], each unit the max over its pieces; weights in +-init_range."""
+    net = nets.MaxoutDiscriminator(hidden=(6, 4), pieces=3, init_range=0.05)
+    x = jax.random.uniform(jax.random.key(0), (5, 4, 4, 1), minval=-1.0, maxval=1.0)
+    params = net.init(jax.random.key(1), x, train=False)['params']
+    h = (np.asarray(x, np.float64).reshape(5, -1) + 1) / 2
+    for index, units in enumerate((6, 4)):
+        layer = params[f'Dense_{index}']
+        assert np.abs(layer['kernel']).max() <= 0.05 and np.abs(layer['kernel']).max() > 0.04
+        h = (h @ layer['kernel'] + layer['bias']).reshape(5, units, 3).max(axis=-1)
+    expected = h @ params['Dense_2']['kernel'] + params['Dense_2']['bias']
+    np.testing.assert_allclose(net.apply({'params': params}, x, train=False), expected, rtol=1e-5)
+
+
+def test_maxout_dropout_rates_and_example_keys():
+    """Input and hidden dropout drop their own fractions (inverted: kept values are scaled
+    up), and example i's masks come from its key alone."""
+    sizes, rates = (4000, 3000), (0.2, 0.5)
+    masks = nets.MaxoutDiscriminator._masks(jax.random.key(0), sizes, rates)
+    for mask, size, rate in zip(masks, sizes, rates):
+        assert mask.shape == (size,)
+        assert float(jnp.mean(mask)) == pytest.approx(1 - rate, abs=0.03)
+    net = nets.MaxoutDiscriminator(hidden=(8,), pieces=2, input_dropout=0.2, dropout_rate=0.5)
+    x = jax.random.normal(jax.random.key(0), (6, 4, 4, 1))
+    variables = net.init(jax.random.key(0), x, train=False)
+    keys = jax.random.split(jax.random.key(1), 6)
+
+    def apply(images, example_keys):
+        return net.apply(variables, images, train=True, dropout_keys=example_keys)
+
+    whole = apply(x, keys)
+    halves = jnp.concatenate([apply(x[:3], keys[:3]), apply(x[3:], keys[3:])])
+    np.testing.assert_allclose(whole, halves, rtol=1e-6)
+    assert not np.allclose(whole, apply(x, keys[::-1]))
+
+
+def test_mlp_generator_is_the_sigmoid_output_on_symmetric_pixels():
+    net = nets.MLPGenerator(hidden=(16,), image_shape=(4, 4, 1), init_range=0.05)
+    z = jax.random.normal(jax.random.key(0), (3, 5))
+    params = net.init(jax.random.key(1), z, train=False)['params']
+    layers = params['MLP_0']
+    hidden = np.maximum(z @ layers['Dense_0']['kernel'] + layers['Dense_0']['bias'], 0)
+    logits = hidden @ layers['Dense_1']['kernel'] + layers['Dense_1']['bias']
+    expected = (2 / (1 + np.exp(-logits)) - 1).reshape(3, 4, 4, 1)
+    actual = net.apply({'params': params}, z, train=False)
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)

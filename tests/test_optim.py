@@ -27,15 +27,17 @@ def _closed_form(name: str, step: int, warmup: int = 0) -> float:
         'cosine': 0.5 * (1.0 + math.cos(math.pi * progress)),
         # boundaries (5, 12), scales (0.5, 0.1)
         'piecewise': 1.0 if step < 5 else 0.5 if step < 12 else 0.05,
+        'exponential': 0.9**step,  # decay_rate 0.9
     }[name]
     return factor * (min(step / warmup, 1.0) if warmup else 1.0)
 
 
 def _config_for(name: str, warmup: int = 0):
-    extra = {'schedule_boundaries': (5, 12), 'schedule_scales': (0.5, 0.1)}
-    return _optim_config(
-        schedule=name, warmup_steps=warmup, **(extra if name == 'piecewise' else {})
-    )
+    extra = {
+        'piecewise': {'schedule_boundaries': (5, 12), 'schedule_scales': (0.5, 0.1)},
+        'exponential': {'decay_rate': 0.9},
+    }
+    return _optim_config(schedule=name, warmup_steps=warmup, **extra.get(name, {}))
 
 
 @pytest.mark.parametrize('name', optim.SCHEDULES)
@@ -111,3 +113,19 @@ def test_traced_learning_rate_is_scheduled():
         [0.2 * _closed_form('linear', t) for t in range(3)],
         rtol=1e-6,
     )
+
+
+@pytest.mark.parametrize('updates_per_step', [1, 2])
+def test_sgd_momentum_ramp_matches_heavy_ball_with_a_linear_momentum(updates_per_step):
+    """Momentum b1 -> final_momentum linearly over momentum_ramp_steps train steps, in the
+    heavy-ball recurrence t = g + m t_prev, update = -lr t (checked against numpy)."""
+    config = _optim_config(name='sgd', b1=0.5, final_momentum=0.7, momentum_ramp_steps=4)
+    lr, grads = 0.1, np.linspace(1.0, 2.0, 12)
+    tx = optim.make_optimizer(config, lr, NUM_STEPS, updates_per_step)
+    params = {'w': jnp.zeros(1)}
+    state, trace = tx.init(params), 0.0
+    for count, grad in enumerate(grads):
+        momentum = 0.5 + 0.2 * min(count // updates_per_step / 4, 1.0)
+        trace = grad + momentum * trace
+        updates, state = tx.update({'w': jnp.full(1, grad)}, state, params)
+        assert float(updates['w'][0]) == pytest.approx(-lr * trace, rel=1e-6), count
