@@ -94,11 +94,14 @@ def kid(
     """KID: (mean, std) of `mmd2_unbiased` over `num_subsets` pairs of random subsets.
 
     Each subset holds min(subset_size, N1, N2) rows drawn without replacement; the draws are
-    a function of `seed`, so the value is repeatable.
+    a function of `seed`, so the value is repeatable. When that is all rows of both sets,
+    every pair is the same sample (the estimate ignores order): it is computed once, std 0.
     """
     size = min(subset_size, len(features1), len(features2))
     if size < 2:
         raise ValueError(f'KID needs at least 2 features per set, got {size}')
+    if size == len(features1) == len(features2):
+        return float(mmd2_unbiased(features1, features2)), 0.0
     rng = np.random.default_rng(seed)
     values = [
         mmd2_unbiased(

@@ -101,3 +101,11 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
     shifted, _ = fid.kid(x, y + 0.5, num_subsets=20, subset_size=500)
     assert abs(same) < 3 * same_std + 1e-3
     assert shifted > 10 * abs(same)
+
+
+def test_kid_of_whole_sets_is_their_one_estimate():
+    """Subsets as large as both sets are the sets themselves, reordered: one value, std 0."""
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(30, 4)), rng.normal(0.2, 1.0, size=(30, 4))
+    mean, std = fid.kid(x, y, num_subsets=50, subset_size=1000)
+    assert (mean, std) == (pytest.approx(_direct_mmd2(x, y), rel=1e-9), 0.0)
