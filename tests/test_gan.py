@@ -48,6 +48,7 @@ VARIANTS = {
         'optim.momentum_ramp_steps': 2,
         'optim.schedule': 'exponential',
         'optim.decay_rate': 0.9,
+        'model.ema_decay': 0.9,  # an EMA of a generator without batch statistics
     },
     'resnet_conditional_sn': {
         'model.net': 'resnet',

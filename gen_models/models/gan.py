@@ -210,7 +210,7 @@ def build(config, info) -> base.ModelDef:
             g_vars['params'],
         )
         variables = {
-            'generator': {'params': g_params, 'batch_stats': g_stats},
+            'generator': {'params': g_params, **({'batch_stats': g_stats} if g_stats else {})},
             'discriminator': d_vars,
         }
         if uses_ema:
@@ -361,6 +361,6 @@ def _to_state(step: jax.Array, variables: dict, opt_state: dict) -> base.TrainSt
     return base.TrainState(
         step=step,
         params={name: v['params'] for name, v in variables.items()},
-        batch_stats={name: v['batch_stats'] for name, v in variables.items() if v.get('batch_stats')},
+        batch_stats={name: v['batch_stats'] for name, v in variables.items() if 'batch_stats' in v},
         opt_state=opt_state,
     )
