@@ -11,7 +11,7 @@ G: 100 Gaussian latents -> 1200 ReLU -> 1200 ReLU -> 784 sigmoid (here tanh on [
 pixels, the same function rescaled); D: two layers of 240 maxout units of 5 pieces ->
 sigmoid, dropout 0.2 on its input and 0.5 on its hidden layers; the non-saturating G loss;
 SGD at lr 0.1 decayed by 1.000004 per batch, momentum 0.5 rising to 0.7 over 250 epochs,
-batch 100, for 200 epochs (the paper does not say how many). D's loss here is the sum of its real and fake terms and the paper's their mean,
+batch 100, for 300 epochs (the paper does not say how many). D's loss here is the sum of its real and fake terms and the paper's their mean,
 so D's learning rate is halved to take the same steps. Weights start uniform in +-0.05 (G)
 and +-0.005 (D). Not reproduced: G's output biases set from the pixel marginals (here 0);
 the paper updates G and D from one shared
@@ -24,7 +24,7 @@ G's weights (decay 0.999), for 50 epochs at batch 64.
 from configs import dcgan_mnist, default
 
 TRAIN_EXAMPLES = 50_000
-EPOCHS = 200
+EPOCHS = 300
 BATCH_SIZE = 100
 STEPS_PER_EPOCH = TRAIN_EXAMPLES // BATCH_SIZE
 
