@@ -206,7 +206,9 @@ def _check_consistency(config: ml_collections.ConfigDict, num_devices: int) -> N
         raise ConfigError('model.d_dropout', model.d_dropout, "0 with model.net='resnet'")
     if config.optim.momentum_ramp_steps and config.optim.name != 'sgd':
         raise ConfigError(
-            'optim.momentum_ramp_steps', config.optim.momentum_ramp_steps, "0 unless optim.name='sgd'"
+            'optim.momentum_ramp_steps',
+            config.optim.momentum_ramp_steps,
+            "0 unless optim.name='sgd'",
         )
     if len(config.optim.schedule_scales) != len(config.optim.schedule_boundaries):
         raise ConfigError(

@@ -41,7 +41,16 @@ def test_eval_writes_every_metric_with_its_protocol_and_repeats_exactly(data_dir
     metrics, protocols = results['metrics'], results['metric_protocols']
     written = json.loads((tmp_path / 'run' / 'results.json').read_text())
     assert (written['metrics'], written['metric_protocols']) == (metrics, protocols)
-    for name in ('elbo', 'iwae', 'fid', 'kid', 'kid_std', 'parzen', 'parzen_stderr'):
+    for name in (
+        'elbo',
+        'iwae',
+        'fid',
+        'kid',
+        'kid_std',
+        'parzen',
+        'parzen_stderr',
+        'parzen_validation',
+    ):
         assert f'eval/{name}' in metrics
     assert metrics['eval/iwae'] > metrics['eval/elbo']
     assert metrics['eval/fid'] > 0

@@ -119,12 +119,15 @@ def parzen_window(
 ) -> dict[str, float]:
     """Goodfellow et al. (2014): the sigma of `sigmas` with the best mean validation
     log-likelihood; the mean test log-likelihood under it and its standard error
-    (std / sqrt(N), as their code computes it)."""
+    (std / sqrt(N), as their code computes it), and that best validation mean (a score to
+    choose checkpoints by without looking at the test split)."""
     validation_means = parzen_log_likelihoods(samples, validation, sigmas).mean(axis=1)
-    sigma = float(sigmas[int(np.argmax(validation_means))])
+    best = int(np.argmax(validation_means))
+    sigma = float(sigmas[best])
     test_values = parzen_log_likelihoods(samples, test, [sigma])[0]
     return {
         'log_likelihood': float(test_values.mean()),
         'stderr': float(test_values.std() / np.sqrt(len(test_values))),
         'sigma': sigma,
+        'validation_log_likelihood': float(validation_means[best]),
     }

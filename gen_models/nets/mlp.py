@@ -57,8 +57,6 @@ def kernel_init(init_range: float) -> nn.initializers.Initializer:
     return init
 
 
-
-
 class MLPGenerator(nn.Module):
     """z -> MLP -> 2 sigmoid(a) - 1: Goodfellow et al.'s sigmoid output on [0, 1] pixels,
     mapped to the [-1, 1] images the GAN trains on. The GAN generator interface;

@@ -144,3 +144,4 @@ def test_parzen_window_picks_sigma_on_validation_and_reports_test_with_stderr():
     values = likelihood.parzen_log_likelihoods(centres, test, [0.3])[0]
     assert result['log_likelihood'] == pytest.approx(values.mean())
     assert result['stderr'] == pytest.approx(values.std() / 10.0)
+    assert result['validation_log_likelihood'] == pytest.approx(validation_means.max())
