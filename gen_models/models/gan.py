@@ -49,9 +49,7 @@ def build(config, info) -> base.ModelDef:
     )
     num_classes = info.num_classes if model_config.conditional else 0
     uses_ema = model_config.ema_decay > 0
-    uses_dropout = model_config.net != 'resnet' and (
-        model_config.d_dropout > 0 or model_config.net == 'mlp' and model_config.d_input_dropout > 0
-    )
+    uses_dropout = model_config.net != 'resnet'  # conv and maxout D drop out at their rates
     generator_init, generator = (
         _generator(model_config, info.image_shape, num_classes, axis_name)
         for axis_name in (None, base.DATA_AXIS)

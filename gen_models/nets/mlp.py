@@ -79,9 +79,9 @@ class MaxoutDiscriminator(nn.Module):
 
     Goodfellow et al. 2014's MNIST discriminator: each maxout unit is the max of `pieces`
     linear pieces (Goodfellow et al. 2013). It reads the GAN's [-1, 1] images as the
-    paper's [0, 1] pixels; weights start as in `MLP` (`init_range`). In training, the input of the first layer is
-    dropped out at `input_dropout` and that of every later layer at `dropout_rate`
-    (inverted dropout); given `dropout_keys` (one per example) example i's masks come from
+    paper's [0, 1] pixels; weights start as in `MLP` (`init_range`). In training, the input
+    of the first layer is dropped out at `input_dropout` and that of every later layer at
+    `dropout_rate` (inverted dropout); given `dropout_keys` (one per example) example i's masks come from
     dropout_keys[i] alone, so they do not depend on how a batch is split over devices.
     """
 
@@ -114,13 +114,11 @@ class MaxoutDiscriminator(nn.Module):
                 else jax.random.split(self.make_rng('dropout'), x.shape[0])
             )
             masks = jax.vmap(lambda key: self._masks(key, sizes, rates))(keys)
-        for index, size in enumerate([*self.hidden, self.outputs]):
-            h = _drop(h, masks[index], rates[index])
-            pieces = self.pieces if index < len(self.hidden) else 1
-            h = nn.Dense(size * pieces, kernel_init=kernel_init(self.init_range))(h)
-            if index < len(self.hidden):
-                h = jnp.max(h.reshape(h.shape[0], size, self.pieces), axis=-1)
-        return h
+        dense = functools.partial(nn.Dense, kernel_init=kernel_init(self.init_range))
+        for index, units in enumerate(self.hidden):
+            h = dense(units * self.pieces)(_drop(h, masks[index], rates[index]))
+            h = jnp.max(h.reshape(h.shape[0], units, self.pieces), axis=-1)
+        return dense(self.outputs)(_drop(h, masks[-1], rates[-1]))
 
     @staticmethod
     def _masks(key: jax.Array, sizes: Sequence[int], rates: Sequence[float]) -> list:
