@@ -56,6 +56,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     model.gradient_penalty = 0.0  # gan: weight of WGAN-GP's (||grad D||-1)^2 on interpolates
     model.r1_gamma = 0.0  # gan: R1 penalty gamma/2 * ||grad D(x)||^2 on real images
     model.n_critic = 1  # gan: D updates per G update, each on its own 1/n of the train batch
+    model.simultaneous_update = False  # gan: G's step uses D as it was before D's step on
+    # the same batch (Goodfellow et al.'s code); False = D steps first, G against the new D
     model.spectral_norm = False  # gan: spectral normalisation of every D layer
     model.ema_decay = 0.0  # gan: decay of an EMA of G's weights used to generate; 0 = off
     model.likelihood = 'bernoulli'  # vae: p(x|z), 'bernoulli' | 'gaussian' | 'logistic'

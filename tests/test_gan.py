@@ -134,6 +134,27 @@ def test_n_critic_updates_d_n_times_per_g_update(runs):
     )
 
 
+@pytest.mark.parametrize('simultaneous', [True, False])
+def test_simultaneous_update_steps_g_against_d_before_its_step(data_dir, simultaneous):
+    """With simultaneous updates G's first step does not depend on D's learning rate (G sees D
+    before D's step); with alternating ones it does (G sees the updated D)."""
+    batch = {'image': np.random.default_rng(1).integers(0, 256, (8, 16, 16, 1), dtype=np.uint8)}
+    g_params = []
+    for d_lr_multiplier in (1.0, 50.0):
+        overrides = {
+            **VARIANTS['mlp_maxout_sgd'],
+            'model.simultaneous_update': simultaneous,
+            'optim.d_lr_multiplier': d_lr_multiplier,
+        }
+        run = runtime.prepare(tiny(data_dir, overrides))
+        state, _ = runtime.train_step(run)(
+            runtime.initial_state(run), parallel.shard_batch(batch, run.mesh), run.keys['train']
+        )
+        g_params.append(jax.device_get(state.params['generator']))
+    same = jax.tree.leaves(jax.tree.map(np.array_equal, *g_params))
+    assert all(same) if simultaneous else not all(same)
+
+
 def test_ema_follows_its_recurrence(runs):
     _, states, _ = runs['hinge_sn_ncritic_ema']
     expected = {

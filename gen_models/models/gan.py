@@ -49,6 +49,7 @@ def build(config, info) -> base.ModelDef:
     )
     num_classes = info.num_classes if model_config.conditional else 0
     uses_ema = model_config.ema_decay > 0
+    simultaneous = model_config.simultaneous_update
     uses_dropout = model_config.net != 'resnet'  # conv and maxout D drop out at their rates
     generator_init, generator = (
         _generator(model_config, info.image_shape, num_classes, axis_name)
@@ -193,10 +194,16 @@ def build(config, info) -> base.ModelDef:
         fake, generator_vjp, g_stats = jax.vjp(
             lambda params: generate_fake(params, g_stats, last), g_vars['params'], has_aux=True
         )
+        d_before = d_vars
         d_vars, d_opt, metrics = update_discriminator(d_vars, d_opt, last, fake)
+        # Simultaneous: G steps against D as it was before D's step, through the dropout masks
+        # of D's own pass on these fakes (Goodfellow et al.'s code); else against the new D.
+        g_critic, g_keys = (
+            (d_before, last['fake_keys']) if simultaneous else (d_vars, last['g_keys'])
+        )
 
         def g_loss_fn(images):
-            logits, _ = discriminate(d_vars, images, last.get('fake_labels'), last['g_keys'], False)
+            logits, _ = discriminate(g_critic, images, last.get('fake_labels'), g_keys, False)
             return jnp.mean(losses.generator_loss(logits, kind))
 
         g_loss, fake_grads = jax.value_and_grad(g_loss_fn)(fake)
