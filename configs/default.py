@@ -142,6 +142,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     evaluation.metrics = ()  # metrics beyond the eval step's: 'iwae' | 'fid' | 'kid' |
     # 'parzen' | 'classifier_score' | 'class_accuracy' | 'precision_recall'
     evaluation.every = 0  # steps between eval.metrics while training; 0 = only --mode eval
+    evaluation.keep_best = ''  # a value of eval.metrics (e.g. 'parzen_validation', 'fid'):
+    # keep the checkpoint where it was best in training, in <workdir>/best_checkpoint; '' = off
+    evaluation.keep_best_mode = 'max'  # 'max' | 'min': which end of eval.keep_best is best
+    evaluation.checkpoint = 'latest'  # --mode eval: 'latest' | 'best' (eval.keep_best's)
     evaluation.num_samples = 10000  # fid/kid/parzen: generated images measured
     evaluation.reference_split = 'train'  # fid/kid: real images compared against
     evaluation.reference_examples = 0  # fid/kid: first N of that split; 0 = all

@@ -137,6 +137,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         'a tuple of distinct names from ' + ' | '.join(repr(m) for m in metrics.METRICS),
     ),
     'eval.every': _at_least(0),
+    'eval.keep_best_mode': _choice('max', 'min'),
+    'eval.checkpoint': _choice('latest', 'best'),
     'eval.feature_net': _choice('inception', 'classifier'),
     'eval.num_samples': _at_least(2),
     'eval.reference_examples': ((lambda v: v == 0 or v >= 2), '0 (all) or >= 2'),
@@ -275,6 +277,19 @@ def _check_hybrid(config: ml_collections.ConfigDict, num_devices: int) -> None:
 
 def _check_eval(config: ml_collections.ConfigDict) -> None:
     names = config.eval.metrics
+    keep_best = config.eval.keep_best
+    reported = [value for name in names for value in metrics.OUTPUTS[name]]
+    if keep_best and keep_best not in reported:
+        raise ConfigError(
+            'eval.keep_best',
+            keep_best,
+            'a value eval.metrics reports: '
+            + (', '.join(reported) or 'none (eval.metrics is empty)'),
+        )
+    if keep_best and not config.eval.every:
+        raise ConfigError(
+            'eval.every', 0, 'steps between evaluations > 0, to keep the best checkpoint'
+        )
     if 'iwae' in names and config.model.name != 'vae':
         raise ConfigError('eval.metrics', names, "'iwae' needs a model with an encoder ('vae')")
     if set(metrics.SAMPLE_METRICS) & set(names) and config.model.name == 'classifier':

@@ -18,7 +18,7 @@ import ml_collections
 import numpy as np
 
 from configs import default
-from experiments import runtime
+from experiments import best_checkpoint, runtime
 from experiments.config_validation import ConfigError, flatten
 from gen_models import data, images, metrics
 from gen_models.metrics import features, fid, likelihood, precision_recall, scores
@@ -277,10 +277,14 @@ def compute_metrics(run: runtime.Run, state: TrainState) -> tuple[dict[str, floa
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Evaluates the newest readable checkpoint of `workdir`; writes and returns results."""
+    """Evaluates the newest readable checkpoint of `workdir` (or with eval.checkpoint='best'
+    the one eval.keep_best kept); writes and returns results."""
     workdir = Path(workdir)
     run = runtime.prepare(config)
-    state, step = runtime.restore_latest(run, workdir)
+    best = config.eval.checkpoint == 'best'
+    state, step = (
+        best_checkpoint.restore(run, workdir) if best else runtime.restore_latest(run, workdir)
+    )
     values = runtime.evaluate_state(run, state)
     extra, protocols = compute_metrics(run, state)
     return runtime.write_results(
@@ -289,4 +293,5 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str
         step,
         {f'eval/{k}': v for k, v in {**values, **extra}.items()},
         metric_protocols=protocols,
+        checkpoint=best_checkpoint.read_record(workdir) if best else 'latest',
     )

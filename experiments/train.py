@@ -22,7 +22,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
-from experiments import environment, evaluate, logs, runtime
+from experiments import best_checkpoint, environment, evaluate, logs, runtime
 from gen_models import data, parallel
 
 
@@ -95,6 +95,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     workdir.mkdir(parents=True, exist_ok=True)
 
     manager = runtime.checkpointer(run, workdir)
+    best = (
+        best_checkpoint.BestCheckpoint(workdir, config.eval.keep_best, config.eval.keep_best_mode)
+        if config.eval.keep_best
+        else None
+    )
     restored = runtime.restore(run, manager)
     state, start_step = restored or (runtime.initial_state(run), 0)
     if restored is not None:
@@ -162,6 +167,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                     if config.eval.every and is_due(step, config.eval.every, num_steps):
                         extra = evaluate.compute_metrics(run, state)
                         writer.write_scalars(step, extra[0], prefix='eval')
+                        if best is not None:
+                            best.offer(step, extra[0], state)
                     if is_due(step, train_config.sample_every, num_steps):
                         runtime.save_samples(run, state, workdir, f'{step:07d}', writer, step)
                     if is_due(step, train_config.checkpoint_every, num_steps) or stop:
@@ -172,6 +179,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
         progress.close()
         writer.close()
         manager.close()
+        if best is not None:
+            best.close()
 
     eval_metrics = runtime.evaluate_state(run, state)
     if config.eval.every and extra is None:  # a finished run that was resumed

@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from experiments import evaluate, logs, train
+from experiments import best_checkpoint, evaluate, logs, train
 from experiments.config_validation import ConfigError, validate_config
+from gen_models.checkpoints import Checkpointer
+from gen_models.metrics import OUTPUTS
 from gen_models.nets import inception
 from tests.conftest import REPO
 from tests.test_train import tiny
@@ -76,6 +79,68 @@ def test_metrics_are_logged_at_their_cadence_during_training(data_dir, tmp_path)
     assert steps == [10, 20]
     assert {'eval/iwae', 'eval/parzen'} <= set(results['metrics'])
     assert set(results['metric_protocols']) == {'iwae', 'parzen'}
+
+
+def test_keep_best_keeps_and_evaluates_the_checkpoint_of_the_best_validation_value(
+    data_dir, tmp_path
+):
+    config = _eval_config(data_dir, tmp_path, ('iwae', 'parzen'))
+    config.eval.update(every=5, keep_best='parzen_validation', keep_best_mode='max')
+    train.train_and_evaluate(config, tmp_path)
+    logged = {
+        r['step']: r['eval/parzen_validation']
+        for r in logs.read_metrics(tmp_path)
+        if 'eval/parzen_validation' in r
+    }
+    assert sorted(logged) == [5, 10, 15, 20]
+    best_step = max(logged, key=lambda step: (logged[step], -step))  # the first of the best
+    record = best_checkpoint.read_record(tmp_path)
+    assert (record['step'], record['value']) == (best_step, logged[best_step])
+    config.eval.checkpoint = 'best'
+    results = evaluate.evaluate(config, tmp_path)
+    assert results['step'] == best_step and results['checkpoint'] == record
+    assert results['metrics']['eval/parzen_validation'] == pytest.approx(logged[best_step])
+    # Each metric reports exactly the values metrics.OUTPUTS names (what keep_best may use).
+    reported = {name.removeprefix('eval/') for name in results['metrics']}
+    assert reported >= {value for name in ('iwae', 'parzen') for value in OUTPUTS[name]}
+    assert 'kid' not in reported and 'fid' not in reported
+
+
+@pytest.mark.parametrize('mode,values,kept', [('max', [2, 5, 3], 2), ('min', [2, 5, 1], 3)])
+def test_best_checkpoint_keeps_the_best_value_across_restarts(tmp_path, mode, values, kept):
+    def state(step):
+        return {'w': np.full((3,), float(step))}
+
+    keeper = best_checkpoint.BestCheckpoint(tmp_path, 'fid', mode)
+    for step, value in enumerate(values, start=1):
+        keeper.offer(step, {'fid': value}, state(step))
+    assert not keeper.offer(4, {'fid': float('nan')}, state(4))
+    keeper.close()
+    resumed = best_checkpoint.BestCheckpoint(tmp_path, 'fid', mode)
+    assert not resumed.offer(5, {'fid': values[kept - 1]}, state(5))  # ties keep the first
+    resumed.close()
+    with Checkpointer(tmp_path / best_checkpoint.DIRECTORY) as manager:
+        assert manager.all_steps() == [kept]
+        restored, step = manager.restore(state(0))
+    assert step == kept and np.array_equal(restored['w'], state(kept)['w'])
+    assert best_checkpoint.read_record(tmp_path)['value'] == values[kept - 1]
+
+
+@pytest.mark.parametrize(
+    'overrides,key',
+    [
+        ({'eval.keep_best': 'fid', 'eval.every': 10}, 'eval.keep_best'),  # not measured
+        ({'eval.keep_best': 'parzen_validation'}, 'eval.every'),  # never measured in training
+        ({'eval.keep_best_mode': 'best'}, 'eval.keep_best_mode'),
+    ],
+)
+def test_keep_best_settings_that_cannot_work_are_config_errors(overrides, key):
+    config = tiny('quickstart', '')
+    config.eval.metrics = ('parzen',)
+    config.update_from_flattened_dict(overrides)
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert error.value.key == key
 
 
 @pytest.mark.parametrize(

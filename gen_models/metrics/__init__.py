@@ -21,3 +21,12 @@ FEATURE_METRICS = ('fid', 'kid', 'precision_recall')  # in the features of eval.
 CLASSIFIER_METRICS = ('classifier_score', 'class_accuracy')  # need the trained classifier
 SAMPLE_METRICS = (*FEATURE_METRICS, 'parzen', *CLASSIFIER_METRICS)  # need generated images
 METRICS = ('iwae', *SAMPLE_METRICS)
+OUTPUTS = {  # the values each metric reports (results.json's eval/<value>)
+    'iwae': ('iwae',),
+    'fid': ('fid',),
+    'kid': ('kid', 'kid_std'),
+    'precision_recall': ('precision', 'recall'),
+    'parzen': ('parzen', 'parzen_stderr', 'parzen_validation'),
+    'classifier_score': ('classifier_score',),
+    'class_accuracy': ('class_accuracy',),
+}
