@@ -17,6 +17,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+import jax
+
 from experiments import logs, runtime
 from gen_models.checkpoints import Checkpointer
 
@@ -49,11 +51,12 @@ class BestCheckpoint:
         )
         if not (math.isfinite(value) and better):
             return False
-        self._checkpointer.save(step, state)
-        logs.write_json(
-            self._workdir / RECORD_FILE,
-            {'step': step, 'metric': self._metric, 'value': value, 'mode': self._mode},
-        )
+        self._checkpointer.save(step, state)  # on every process, as Orbax needs
+        if jax.process_index() == 0:
+            logs.write_json(
+                self._workdir / RECORD_FILE,
+                {'step': step, 'metric': self._metric, 'value': value, 'mode': self._mode},
+            )
         self._best = value
         return True
 
