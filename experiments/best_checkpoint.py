@@ -26,6 +26,10 @@ DIRECTORY = 'best_checkpoint'
 RECORD_FILE = 'best_checkpoint.json'
 
 
+def _checkpointer(workdir: Path) -> Checkpointer:
+    return Checkpointer(workdir / DIRECTORY, max_to_keep=1)
+
+
 def read_record(workdir: Path) -> dict[str, Any] | None:
     """{'step', 'metric', 'value', 'mode'} of the kept checkpoint, or None."""
     path = workdir / RECORD_FILE
@@ -38,7 +42,7 @@ class BestCheckpoint:
     def __init__(self, workdir: Path, metric: str, mode: str):
         self._workdir = workdir
         self._metric, self._mode = metric, mode
-        self._checkpointer = Checkpointer(workdir / DIRECTORY, max_to_keep=1)
+        self._checkpointer = _checkpointer(workdir)
         record = read_record(workdir)
         kept = record and record['metric'] == metric and record['mode'] == mode
         self._best = record['value'] if kept else None
@@ -66,7 +70,7 @@ class BestCheckpoint:
 
 def restore(run: runtime.Run, workdir: Path) -> tuple[Any, int]:
     """The kept best checkpoint of `workdir`; FileNotFoundError when there is none."""
-    with Checkpointer(workdir / DIRECTORY, max_to_keep=1) as manager:
+    with _checkpointer(workdir) as manager:
         restored = runtime.restore(run, manager)
     if restored is None:
         raise FileNotFoundError(

@@ -81,8 +81,9 @@ class MaxoutDiscriminator(nn.Module):
     linear pieces (Goodfellow et al. 2013). It reads the GAN's [-1, 1] images as the
     paper's [0, 1] pixels; weights start as in `MLP` (`init_range`). In training, the input
     of the first layer is dropped out at `input_dropout` and that of every later layer at
-    `dropout_rate` (inverted dropout); given `dropout_keys` (one per example) example i's masks come from
-    dropout_keys[i] alone, so they do not depend on how a batch is split over devices.
+    `dropout_rate` (inverted dropout); given `dropout_keys` (one per example) example i's
+    masks come from dropout_keys[i] alone, so they do not depend on how a batch is split
+    over devices.
     """
 
     hidden: Sequence[int]
