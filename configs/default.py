@@ -140,7 +140,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
     config.eval = evaluation = ml_collections.ConfigDict()
     evaluation.metrics = ()  # metrics beyond the eval step's: 'iwae' | 'fid' | 'kid' |
-    # 'parzen' | 'classifier_score' | 'class_accuracy' | 'precision_recall'
+    # 'parzen' | 'parzen_reference' | 'classifier_score' | 'class_accuracy' | 'precision_recall'
     evaluation.every = 0  # steps between eval.metrics while training; 0 = only --mode eval
     evaluation.keep_best = ''  # a value of eval.metrics (e.g. 'parzen_validation', 'fid'):
     # keep the checkpoint where it was best in training, in <workdir>/best_checkpoint; '' = off
@@ -164,6 +164,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     evaluation.iwae_chunk = 100  # iwae: samples decoded per image at once (memory)
     evaluation.parzen_validation_split = 'train[-10000:]'  # parzen: split choosing sigma
     evaluation.parzen_sigmas = tuple(10 ** (i / 9 - 1) for i in range(10))  # 0.1 .. 1
+    evaluation.parzen_reference_split = 'train'  # parzen_reference: its first num_samples
+    # real images take the place of generated samples (the estimate's value for real data)
 
     config.sweep = sweep = ml_collections.ConfigDict()  # launch.py --mode sweep (get_sweep())
     sweep.metric = 'eval/elbo'  # results.json metric that ranks trials and is plotted

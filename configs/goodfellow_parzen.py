@@ -36,7 +36,7 @@ STEPS_PER_EPOCH = TRAIN_EXAMPLES // BATCH_SIZE
 def _protocol(config) -> None:
     """The paper's data split and Parzen-window evaluation, shared by every variant."""
     config.dataset.train_split = 'train[:50000]'
-    config.eval.metrics = ('parzen',)
+    config.eval.metrics = ('parzen', 'parzen_reference')  # the second: real images' value
     config.eval.num_samples = 10_000
     config.eval.parzen_validation_split = 'train[50000:]'
     config.sweep.metric = 'eval/parzen'

@@ -213,40 +213,75 @@ def _classifier_metrics(
     return values, protocols
 
 
-def _parzen(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], Protocols]:
+def _parzen(
+    run: runtime.Run, centres: np.ndarray, name: str, description: str
+) -> tuple[dict[str, float], Protocols]:
+    """The Parzen-window estimate with kernels on `centres` (pixels in [0, 1]), reported as
+    `<name>`, `<name>_stderr`, `<name>_validation` and, for labelled datasets,
+    `<name>_class_<c>`: the mean over the test images of class c."""
     config = run.config
-    low, high = run.model.image_range
-    centres = (samples.astype(np.float64) - low) / (high - low)
 
-    def split_in_unit_range(split: str, num: int | None) -> np.ndarray:
-        return data.load_split_array(config.dataset, split, num)['image'] / 255.0
+    def split_in_unit_range(split: str, num: int | None) -> dict[str, np.ndarray]:
+        arrays = data.load_split_array(config.dataset, split, num)
+        return {**arrays, 'image': arrays['image'] / 255.0}
 
     test = split_in_unit_range(config.dataset.eval_split, config.train.eval_examples or None)
     result = likelihood.parzen_window(
         centres,
-        split_in_unit_range(config.eval.parzen_validation_split, None),
-        test,
+        split_in_unit_range(config.eval.parzen_validation_split, None)['image'],
+        test['image'],
         config.eval.parzen_sigmas,
+        test['label'] if run.info.num_classes else None,
     )
+    per_class = f'; {name}_class_<c> the mean over test images of class c'
     protocol = {
-        'metric': 'Parzen-window log-likelihood (Goodfellow et al. 2014), nats per image on '
-        'pixels in [0, 1]; parzen_stderr is std / sqrt(N) over test images; '
-        "parzen_validation is the validation split's mean at the chosen sigma",
-        'num_samples': len(samples),
+        'metric': f'Parzen-window log-likelihood (Goodfellow et al. 2014) {description}, nats '
+        f'per image on pixels in [0, 1]; {name}_stderr is std / sqrt(N) over test images; '
+        f"{name}_validation is the validation split's mean at the chosen sigma"
+        + (per_class if run.info.num_classes else ''),
+        'num_samples': len(centres),
         'sigma': result['sigma'],
         'sigma_grid': list(config.eval.parzen_sigmas),
         'validation_split': config.eval.parzen_validation_split,
         'dataset': config.dataset.name,
         'split': config.dataset.eval_split,
-        'num_examples': len(test),
+        'num_examples': len(test['image']),
         'seed': config.seed,
     }
     values = {
-        'parzen': result['log_likelihood'],
-        'parzen_stderr': result['stderr'],
-        'parzen_validation': result['validation_log_likelihood'],
+        name: result['log_likelihood'],
+        f'{name}_stderr': result['stderr'],
+        f'{name}_validation': result['validation_log_likelihood'],
     }
-    return values, {'parzen': protocol}
+    for label, value in result.get('class_log_likelihoods', {}).items():
+        values[f'{name}_class_{label}'] = value
+    return values, {name: protocol}
+
+
+def _parzen_of_samples(run: runtime.Run, samples: np.ndarray) -> tuple[dict[str, float], Protocols]:
+    """'parzen': kernels on the generated samples."""
+    low, high = run.model.image_range
+    centres = (samples.astype(np.float64) - low) / (high - low)
+    return _parzen(run, centres, 'parzen', 'of the test split under generated samples')
+
+
+def _parzen_reference(run: runtime.Run) -> tuple[dict[str, float], Protocols]:
+    """'parzen_reference': kernels on as many real images as 'parzen' has samples, from
+    eval.parzen_reference_split: what a model that reproduced those images would score.
+    It does not depend on the model, so a run computes it once."""
+    if 'parzen_reference' not in run.cache:
+        config = run.config
+        split = config.eval.parzen_reference_split
+        centres = data.load_split_array(config.dataset, split, config.eval.num_samples)['image']
+        values, protocols = _parzen(
+            run,
+            centres / 255.0,
+            'parzen_reference',
+            f'of the test split under real images ({split})',
+        )
+        protocols['parzen_reference']['centres_split'] = split
+        run.cache['parzen_reference'] = values, protocols
+    return run.cache['parzen_reference']
 
 
 def compute_metrics(run: runtime.Run, state: TrainState) -> tuple[dict[str, float], Protocols]:
@@ -267,7 +302,9 @@ def compute_metrics(run: runtime.Run, state: TrainState) -> tuple[dict[str, floa
         if names & set(metrics.CLASSIFIER_METRICS):
             parts.append(_classifier_metrics(run, nets['probabilities'], quantised))
         if 'parzen' in names:
-            parts.append(_parzen(run, samples))
+            parts.append(_parzen_of_samples(run, samples))
+    if 'parzen_reference' in names:
+        parts.append(_parzen_reference(run))
     values: dict[str, float] = {}
     protocols: Protocols = {}
     for part_values, part_protocols in parts:

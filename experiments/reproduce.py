@@ -112,10 +112,16 @@ def _burda(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, st
 
 
 def _parzen(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
+    reference = ''
+    if 'eval/parzen_reference' in metrics:
+        reference = (
+            f'; {protocol["num_samples"]} real training images in place of the samples score '
+            f'{_format(metrics["eval/parzen_reference"], 1)}'
+        )
     return f'{_format(metrics["eval/parzen"], 1)} ± {_format(metrics["eval/parzen_stderr"], 1)}', (
         f'{protocol["num_samples"]} samples, sigma {protocol["sigma"]:.3g} chosen on '
         f'{protocol["validation_split"]}, {protocol["num_examples"]} test images '
-        '(± standard error)'
+        f'(± standard error){reference}'
     )
 
 

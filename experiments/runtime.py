@@ -64,6 +64,8 @@ class Run:
     model: ModelDef
     mesh: jax.sharding.Mesh
     keys: dict[str, jax.Array]
+    # Values that depend on the config alone (e.g. a metric of real data), computed once.
+    cache: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
 
 def prepare(config: ml_collections.ConfigDict) -> Run:

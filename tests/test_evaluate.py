@@ -11,8 +11,9 @@ import pytest
 
 from experiments import best_checkpoint, evaluate, logs, train
 from experiments.config_validation import ConfigError, validate_config
+from gen_models import data
 from gen_models.checkpoints import Checkpointer
-from gen_models.metrics import OUTPUTS
+from gen_models.metrics import OUTPUTS, likelihood
 from gen_models.nets import inception
 from tests.conftest import REPO
 from tests.test_train import tiny
@@ -79,6 +80,40 @@ def test_metrics_are_logged_at_their_cadence_during_training(data_dir, tmp_path)
     assert steps == [10, 20]
     assert {'eval/iwae', 'eval/parzen'} <= set(results['metrics'])
     assert set(results['metric_protocols']) == {'iwae', 'parzen'}
+
+
+def test_parzen_reference_scores_real_images_once_per_run_and_class_means_add_up(
+    data_dir, tmp_path, monkeypatch
+):
+    config = _eval_config(data_dir, tmp_path, ('parzen', 'parzen_reference'))
+    config.eval.every = 10
+    calls = []
+    original = likelihood.parzen_window
+    monkeypatch.setattr(
+        likelihood, 'parzen_window', lambda *a, **k: calls.append(1) or original(*a, **k)
+    )
+    results = train.train_and_evaluate(config, tmp_path)
+    metrics, protocols = results['metrics'], results['metric_protocols']
+    assert len(calls) == 3  # 'parzen' at steps 10 and 20, the model-free reference once
+    records = [r for r in logs.read_metrics(tmp_path) if 'eval/parzen_reference' in r]
+    assert [r['step'] for r in records] == [10, 20]
+    assert records[0]['eval/parzen_reference'] == metrics['eval/parzen_reference']
+
+    # The reference is the Parzen estimate with the first num_samples training images.
+    real = data.load_split_array(config.dataset, 'train', 6)['image'] / 255.0
+    test = data.load_split_array(
+        config.dataset, config.dataset.eval_split, config.train.eval_examples
+    )
+    sigma = protocols['parzen_reference']['sigma']
+    direct = likelihood.parzen_log_likelihoods(real, test['image'] / 255.0, [sigma])[0]
+    assert metrics['eval/parzen_reference'] == pytest.approx(direct.mean())
+    assert protocols['parzen_reference']['centres_split'] == 'train'
+    labels = test['label']
+    for name in ('parzen', 'parzen_reference'):
+        weighted = sum(
+            (labels == c).sum() * metrics[f'eval/{name}_class_{c}'] for c in np.unique(labels)
+        )
+        assert weighted / len(labels) == pytest.approx(metrics[f'eval/{name}'])
 
 
 def test_keep_best_keeps_and_evaluates_the_checkpoint_of_the_best_validation_value(

@@ -51,6 +51,27 @@ def test_table_reads_results_from_disk_and_marks_missing_runs(tmp_path):
     assert 'python -m experiments.reproduce run burda_vae' in text
 
 
+def test_parzen_row_states_the_real_data_reference_when_results_hold_it(tmp_path):
+    protocol = {
+        'num_samples': 10000,
+        'sigma': 0.1668,
+        'validation_split': 'train[50000:]',
+        'num_examples': 10000,
+    }
+    metrics = {'eval/parzen': 230.04, 'eval/parzen_stderr': 2.1}
+    _write_results(tmp_path / 'goodfellow_parzen', metrics, {'parzen': protocol})
+    _write_results(
+        tmp_path / 'goodfellow_parzen_dcgan',
+        {**metrics, 'eval/parzen_reference': 241.26},
+        {'parzen': protocol},
+    )
+    rows = [line for line in reproduce.table(tmp_path).splitlines() if 'Parzen' in line]
+    maxout, dcgan = rows
+    assert '| 225 ± 2 | 230.0 ± 2.1 | +5.00 |' in maxout and 'sigma 0.167' in maxout
+    assert 'real training images' not in maxout
+    assert '10000 real training images in place of the samples score 241.3' in dcgan
+
+
 def test_table_marks_a_run_stopped_before_its_results_as_in_progress(tmp_path):
     workdir = tmp_path / 'burda_vae_paper'
     workdir.mkdir()

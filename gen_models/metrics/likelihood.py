@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -115,19 +116,31 @@ def parzen_log_likelihoods(
 
 
 def parzen_window(
-    samples: np.ndarray, validation: np.ndarray, test: np.ndarray, sigmas: Sequence[float]
-) -> dict[str, float]:
+    samples: np.ndarray,
+    validation: np.ndarray,
+    test: np.ndarray,
+    sigmas: Sequence[float],
+    test_labels: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Goodfellow et al. (2014): the sigma of `sigmas` with the best mean validation
     log-likelihood; the mean test log-likelihood under it and its standard error
     (std / sqrt(N), as their code computes it), and that best validation mean (a score to
-    choose checkpoints by without looking at the test split)."""
+    choose checkpoints by without looking at the test split). With `test_labels`, also
+    'class_log_likelihoods': {label: mean test log-likelihood of that label's images},
+    which shows the classes (modes) the samples cover worst."""
     validation_means = parzen_log_likelihoods(samples, validation, sigmas).mean(axis=1)
     best = int(np.argmax(validation_means))
     sigma = float(sigmas[best])
     test_values = parzen_log_likelihoods(samples, test, [sigma])[0]
-    return {
+    result: dict[str, Any] = {
         'log_likelihood': float(test_values.mean()),
         'stderr': float(test_values.std() / np.sqrt(len(test_values))),
         'sigma': sigma,
         'validation_log_likelihood': float(validation_means[best]),
     }
+    if test_labels is not None:
+        result['class_log_likelihoods'] = {
+            int(label): float(test_values[test_labels == label].mean())
+            for label in np.unique(test_labels)
+        }
+    return result

@@ -145,3 +145,21 @@ def test_parzen_window_picks_sigma_on_validation_and_reports_test_with_stderr():
     assert result['log_likelihood'] == pytest.approx(values.mean())
     assert result['stderr'] == pytest.approx(values.std() / 10.0)
     assert result['validation_log_likelihood'] == pytest.approx(validation_means.max())
+
+
+def test_parzen_window_class_means_show_the_class_the_samples_miss():
+    rng = np.random.default_rng(5)
+    test = np.concatenate([rng.normal(0.0, 1.0, (60, 3)), rng.normal(6.0, 1.0, (40, 3))])
+    labels = np.repeat([0, 1], [60, 40])
+    centres = rng.normal(0.0, 1.0, (300, 3))  # samples of class 0 only
+    validation = rng.normal(0.0, 1.0, (50, 3))
+    result = likelihood.parzen_window(centres, validation, test, (0.3, 1.0), labels)
+    values = likelihood.parzen_log_likelihoods(centres, test, [result['sigma']])[0]
+    per_class = result['class_log_likelihoods']
+    assert per_class == pytest.approx({0: values[:60].mean(), 1: values[60:].mean()})
+    assert per_class[1] < per_class[0] - 10
+    # The overall mean is the class means weighted by the classes' test counts.
+    assert (60 * per_class[0] + 40 * per_class[1]) / 100 == pytest.approx(result['log_likelihood'])
+    assert 'class_log_likelihoods' not in likelihood.parzen_window(
+        centres, validation, test, (1.0,)
+    )
