@@ -28,7 +28,7 @@ from experiments.config_validation import (
 from gen_models import data, images, parallel
 from gen_models.checkpoints import Checkpointer
 from gen_models.data import transforms
-from gen_models.metrics import transformation
+from gen_models.metrics import FEATURE_METRICS, transformation
 from gen_models.models import ModelDef, TrainState, base, build_model
 
 KEY_NAMES = ('init', 'train', 'eval', 'sample')
@@ -73,6 +73,9 @@ def prepare(config: ml_collections.ConfigDict) -> Run:
     validate_config(config, num_devices=jax.device_count())
     try:
         info = data.dataset_info(config.dataset)
+        data.check_splits(config.dataset, metric_splits(config))
+    except data.SplitError as error:
+        raise ConfigError(error.key, error.split, error.reason) from None
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError('dataset.name', config.dataset.name, str(error)) from None
     check_image_shape(config, info.image_shape)
@@ -86,6 +89,19 @@ def prepare(config: ml_collections.ConfigDict) -> Run:
         mesh=parallel.make_mesh(),
         keys=keys,
     )
+
+
+def metric_splits(config: ml_collections.ConfigDict) -> dict[str, str]:
+    """{config key: split} of the splits eval.metrics read besides the eval split."""
+    names = set(config.eval.metrics)
+    splits = {}
+    if names & set(FEATURE_METRICS):
+        splits['eval.reference_split'] = config.eval.reference_split
+    if names & {'parzen', 'parzen_reference'}:
+        splits['eval.parzen_validation_split'] = config.eval.parzen_validation_split
+    if 'parzen_reference' in names:
+        splits['eval.parzen_reference_split'] = config.eval.parzen_reference_split
+    return splits
 
 
 def initial_state(run: Run) -> TrainState:

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import best_checkpoint, evaluate, logs, train
+from experiments import best_checkpoint, evaluate, logs, runtime, train
 from experiments.config_validation import ConfigError, validate_config
 from gen_models import data
 from gen_models.checkpoints import Checkpointer
@@ -193,6 +193,29 @@ def test_bad_metric_names_are_config_errors(metrics, model, allowed):
     with pytest.raises(ConfigError, match='config.eval.metrics=') as error:
         validate_config(config)
     assert allowed in str(error.value)
+
+
+@pytest.mark.parametrize(
+    'metrics,key,split,reason',
+    [
+        ((), 'dataset.eval_split', 'tset', "Unknown split 'tset'"),
+        (('parzen',), 'eval.parzen_validation_split', 'train[x:]', 'Error parsing split'),
+        (('parzen_reference',), 'eval.parzen_reference_split', 'valid', "Unknown split 'valid'"),
+        (('kid',), 'eval.reference_split', 'train[5:5]', 'no examples'),
+    ],
+)
+def test_splits_the_run_would_read_are_checked_before_any_work(
+    data_dir, metrics, key, split, reason
+):
+    config = tiny('quickstart', data_dir)
+    config.eval.metrics = metrics
+    config.update_from_flattened_dict({key: split})
+    with pytest.raises(ConfigError, match=reason) as error:
+        runtime.prepare(config)
+    assert (error.value.key, error.value.value) == (key, split)
+    config.eval.metrics = ()  # a split no metric reads is not opened
+    if key.startswith('eval.'):
+        runtime.prepare(config)
 
 
 def test_missing_inception_weights_stop_eval_before_any_work(tmp_path):

@@ -6,13 +6,22 @@ source_dir, image_size, train_split, eval_split, shapes_resolution.
 """
 
 from gen_models.data.config import DataSpec
-from gen_models.data.datasets import KNOWN_DATASETS, DatasetInfo, dataset_info, prepare
+from gen_models.data.datasets import (
+    KNOWN_DATASETS,
+    DatasetInfo,
+    SplitError,
+    check_splits,
+    dataset_info,
+    prepare,
+)
 from gen_models.data.pipeline import load_split_array, make_eval_iterator, make_train_iterator
 
 __all__ = [
     'KNOWN_DATASETS',
     'DataSpec',
     'DatasetInfo',
+    'SplitError',
+    'check_splits',
     'dataset_info',
     'load_split_array',
     'make_eval_iterator',

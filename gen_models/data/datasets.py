@@ -76,14 +76,37 @@ def prepare(dataset_config: Any) -> tfds.core.DatasetBuilder:
     return builder
 
 
-def open_split(builder: tfds.core.DatasetBuilder, split: str):
-    """A random-access source over a split, yielding dicts of numpy values."""
+class SplitError(ValueError):
+    """A split (name or slice) the dataset does not have, or one without examples; `key`
+    names the config key that asked for it."""
+
+    def __init__(self, key: str, split: str, reason: str):
+        super().__init__(f'{key}={split!r}: {reason}')
+        self.key, self.split, self.reason = key, split, reason
+
+
+def open_split(builder: tfds.core.DatasetBuilder, split: str, key: str = 'split'):
+    """A random-access source over a split, yielding dicts of numpy values; SplitError
+    (naming `key`) if the dataset has no such split or it is empty."""
     if builder.info.file_format != tfds.core.FileFormat.ARRAY_RECORD:
         raise ValueError(
             f'{builder.name} in {builder.data_dir} is stored as '
             f'{builder.info.file_format}; random access needs array_record.'
         )
+    try:
+        num_examples = builder.info.splits[split].num_examples
+    except ValueError as error:  # an unknown split, a malformed or out-of-range slice
+        raise SplitError(key, split, f'{builder.name}: {error}') from None
+    if not num_examples:
+        raise SplitError(key, split, f'{builder.name}: the split has no examples')
     return builder.as_data_source(split=split)
+
+
+def check_splits(dataset_config: Any, splits: dict[str, str]) -> None:
+    """SplitError for the first of `splits` ({config key: split}) the dataset lacks."""
+    builder = prepare(dataset_config)
+    for key, split in splits.items():
+        open_split(builder, split, key)
 
 
 def image_shape(builder: tfds.core.DatasetBuilder, image_size: int) -> tuple[int, int, int]:
@@ -114,6 +137,6 @@ def dataset_info(dataset_config: Any) -> DatasetInfo:
     return DatasetInfo(
         image_shape=image_shape(builder, spec.image_size),
         num_classes=label.num_classes if isinstance(label, tfds.features.ClassLabel) else 0,
-        num_train=len(open_split(builder, spec.train_split)),
-        num_eval=len(open_split(builder, spec.eval_split)),
+        num_train=len(open_split(builder, spec.train_split, 'dataset.train_split')),
+        num_eval=len(open_split(builder, spec.eval_split, 'dataset.eval_split')),
     )
