@@ -448,7 +448,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     table_parser.add_argument('--readme', type=Path, default=REPO / 'README.md')
     args = parser.parse_args(argv)
     if args.command == 'run':
-        run(REPRODUCTIONS[args.name], args.root, args.overrides)
+        try:
+            run(REPRODUCTIONS[args.name], args.root, args.overrides)
+        except subprocess.CalledProcessError as error:  # the child said why (or was stopped)
+            print(
+                f'{args.name}: launch.py exited with status {error.returncode}; '
+                'the same command resumes from the last checkpoint',
+                file=sys.stderr,
+            )
+            sys.exit(error.returncode)
     text = table(args.root)
     if args.command == 'table':
         update_readme(args.readme, text)

@@ -149,3 +149,12 @@ def test_burda_schedule_is_three_to_the_i_passes_at_decaying_rates():
             assert config.lr * float(multiplier(jnp.int32(at))) == pytest.approx(expected, 1e-5)
         step += 3**stage * steps_per_pass
     assert step == config.train.num_steps == 3280 * steps_per_pass
+
+
+def test_a_failed_launch_exits_with_its_status_and_says_how_to_resume(tmp_path, capsys):
+    with pytest.raises(SystemExit) as error:
+        reproduce.main(['run', '--root', str(tmp_path), 'burda_vae', '--config.lr=-1'])
+    assert error.value.code == 2  # launch.py's status for a config error
+    message = capsys.readouterr().err
+    assert 'burda_vae: launch.py exited with status 2' in message
+    assert 'the same command resumes' in message
