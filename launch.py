@@ -17,11 +17,10 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import evaluate, runtime, sample, sweep, train
-from experiments.config_validation import ConfigError
+from experiments.config_validation import EXIT_USAGE, ConfigError
 from gen_models import distributed
 
 MODES = ('train', 'eval', 'sample', 'sweep')
-EXIT_USAGE = 2
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, optionally with a variant: configs/x.py[:arg].'

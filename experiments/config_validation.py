@@ -22,6 +22,8 @@ from gen_models.models import MODEL_BUILDERS
 from gen_models.nets import inception
 from gen_models.parallel import BACKENDS
 
+EXIT_USAGE = 2  # launch.py's exit status for a bad flag or config value.
+
 
 class ConfigError(ValueError):
     """A config value that is not allowed; the message is one self-contained line."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments import logs
+from experiments.config_validation import EXIT_USAGE
 from experiments.report import SWEEP_FILE, TRIALS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
@@ -451,9 +452,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             run(REPRODUCTIONS[args.name], args.root, args.overrides)
         except subprocess.CalledProcessError as error:  # the child said why (or was stopped)
+            if error.returncode == EXIT_USAGE:
+                hint = 'fix the flag or config value it names and run the command again'
+            else:
+                hint = 'the same command resumes from the last checkpoint'
             print(
-                f'{args.name}: launch.py exited with status {error.returncode}; '
-                'the same command resumes from the last checkpoint',
+                f'{args.name}: launch.py exited with status {error.returncode}; {hint}',
                 file=sys.stderr,
             )
             sys.exit(error.returncode)
