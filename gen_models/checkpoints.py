@@ -13,11 +13,29 @@ from __future__ import annotations
 import os
 from typing import Any, TypeVar
 
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 from etils import epath
 
 State = TypeVar('State')
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's arrays differ in name, shape or dtype from those of the restore target."""
+
+
+def _array_signatures(tree: Any) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """'a/b/c' -> (shape, dtype) for every array of a (serialised) pytree or its metadata."""
+    return {
+        '/'.join(path): (tuple(leaf.shape), np.dtype(leaf.dtype))
+        for path, leaf in ocp.tree.to_flat_dict(tree).items()
+        if hasattr(leaf, 'shape')  # Not the empty containers kept as leaves.
+    }
+
+
+def _describe(signature: tuple[tuple[int, ...], np.dtype] | None) -> str:
+    return 'absent' if signature is None else f'{signature[1]}{list(signature[0])}'
 
 
 class Checkpointer:
@@ -32,9 +50,11 @@ class Checkpointer:
             # Remove `<step>.orbax-checkpoint-tmp` folders left behind by a killed writer.
             cleanup_tmp_directories=True,
         )
-        # TensorStore needs an absolute path.
+        # TensorStore needs an absolute path; the handler lets `item_metadata` read the tree.
         self._manager = ocp.CheckpointManager(
-            path if path.is_absolute() else path.absolute(), options=options
+            path if path.is_absolute() else path.absolute(),
+            options=options,
+            item_handlers=ocp.StandardCheckpointHandler(),
         )
 
     @property
@@ -81,8 +101,10 @@ class Checkpointer:
 
         Raises:
           FileNotFoundError: `step` is given and has no checkpoint.
-          Exception: the newest checkpoint's error when none can be read (e.g. `target` does
-            not match what was saved), rather than a silent start from scratch.
+          CheckpointMismatchError: the checkpoint's arrays differ from `target`'s in name,
+            shape or dtype (found from its metadata, before any array's data is read).
+          Exception: the newest checkpoint's error when none can be read, rather than a
+            silent start from scratch.
         """
         if step is not None:
             return self._restore(target, step), step
@@ -104,7 +126,26 @@ class Checkpointer:
         return None
 
     def _restore(self, target: State, step: int) -> State:
+        self._check_matches(target, step)
         return self._manager.restore(step, args=ocp.args.StandardRestore(target))
+
+    def _check_matches(self, target: State, step: int) -> None:
+        saved = _array_signatures(dict(self._manager.item_metadata(step)))
+        wanted = _array_signatures(ocp.tree.serialize_tree(target, keep_empty_nodes=True))
+        # Shallowest first: parameters before the optimiser moments nested deeper that mirror them.
+        differing = sorted(
+            (k for k in saved.keys() | wanted.keys() if saved.get(k) != wanted.get(k)),
+            key=lambda name: (name.count('/'), name),
+        )
+        if differing:
+            examples = '; '.join(
+                f'{k}: saved {_describe(saved.get(k))}, wanted {_describe(wanted.get(k))}'
+                for k in differing[:3]
+            )
+            raise CheckpointMismatchError(
+                f'{len(differing)} of {len(wanted)} arrays of step {step} differ from the '
+                f'target, e.g. {examples}'
+            )
 
     def close(self) -> None:
         self._manager.close()

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 import pytest
 
-from gen_models.checkpoints import Checkpointer
+from gen_models.checkpoints import Checkpointer, CheckpointMismatchError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,9 +161,27 @@ def test_corrupt_newest_falls_back_to_previous(tmp_path, caplog, corrupt):
 
 def test_raises_when_no_checkpoint_is_readable(tmp_path):
     save_steps(tmp_path, [1, 2])
-    wrong_shapes = State(step=jnp.int32(0), params={'w': jnp.zeros(5)}, opt_state={})
+    for step in (1, 2):
+        _delete_data(tmp_path / str(step))
     with Checkpointer(tmp_path) as checkpointer, pytest.raises(Exception):
-        checkpointer.restore(wrong_shapes)
+        checkpointer.restore(make_state(seed=0))
+
+
+def test_arrays_that_differ_from_the_target_are_named(tmp_path):
+    save_steps(tmp_path, [1])
+    target = make_state(seed=0)
+    params = {
+        'generator': {**target.params['generator'], 'w': jnp.zeros((4, 5))},
+        'discriminator': {'w': target.params['discriminator']['w'].astype(jnp.float32)},
+        'extra': jnp.zeros(2),
+    }
+    with Checkpointer(tmp_path) as checkpointer, pytest.raises(CheckpointMismatchError) as error:
+        checkpointer.restore(target.replace(params=params))
+    message = str(error.value)
+    assert message.startswith('3 of ')
+    assert 'params/discriminator/w: saved bfloat16[3, 2], wanted float32[3, 2]' in message
+    assert 'params/extra: saved absent, wanted float32[2]' in message
+    assert 'params/generator/w: saved float32[4, 3], wanted float32[4, 5]' in message
 
 
 def test_save_of_an_older_step_supersedes_newer_checkpoints(tmp_path):
@@ -191,7 +209,7 @@ def test_save_killed_mid_write_leaves_no_checkpoint(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, threading, time
         import numpy as np
-        from gen_models.checkpoints import Checkpointer
+        from gen_models.checkpoints import CheckpointMismatchError, Checkpointer
 
         directory = {str(tmp_path)!r}
         checkpointer = Checkpointer(directory)

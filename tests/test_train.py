@@ -246,5 +246,8 @@ def test_checkpoint_of_another_model_is_a_clear_error(data_dir, tmp_path):
     config = tiny('quickstart', data_dir, num_steps=2)
     train.train_and_evaluate(config, tmp_path)
     config.model.width = 16
-    with pytest.raises(runtime.IncompatibleCheckpointError, match='fits this config'):
+    with pytest.raises(runtime.IncompatibleCheckpointError, match='fits this config') as error:
         train.train_and_evaluate(config, tmp_path)
+    # The first differing array, by name, with the shapes saved and wanted.
+    assert 'wanted float32[' in str(error.value)
+    assert 'params/encoder/Conv_0/kernel: saved float32[4, 4, 1, 8], wanted' in str(error.value)
