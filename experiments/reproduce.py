@@ -80,7 +80,7 @@ def _metric_rows(
     metric: str,
     describe: Callable[[dict[str, float], dict[str, Any]], tuple[str, str]],
 ) -> Callable[[Path], list[Row]]:
-    """One row from a run's results.json: `describe(metrics, protocol of metric)` gives the
+    """One row from a run's results.json: `describe(metrics, protocols by metric)` gives the
     (ours, protocol) cells; 'not run' until results hold `eval/<metric>`."""
 
     def rows(workdir: Path) -> list[Row]:
@@ -88,7 +88,7 @@ def _metric_rows(
         metrics = results.get('metrics', {})
         if f'eval/{metric}' not in metrics:
             return [Row(label, paper, *_unfinished(workdir))]
-        ours, protocol = describe(metrics, results['metric_protocols'][metric])
+        ours, protocol = describe(metrics, results['metric_protocols'])
         return [Row(label, paper, ours, f'{protocol}; {results["step"]:,} steps')]
 
     return rows
@@ -104,7 +104,8 @@ def _unfinished(workdir: Path) -> tuple[str, str]:
     return 'in progress', f'{max(steps):,} of {total:,} steps logged so far'
 
 
-def _burda(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
+def _burda(metrics: dict[str, float], protocols: dict[str, Any]) -> tuple[str, str]:
+    protocol = protocols['iwae']
     return _format(-metrics['eval/iwae']), (
         f'test NLL (nats) from the k={protocol["importance_samples"]} IWAE bound on '
         f'{protocol["num_examples"]} {protocol["dataset"]} {protocol["split"]} images, '
@@ -112,12 +113,13 @@ def _burda(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, st
     )
 
 
-def _parzen(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
-    reference = ''
-    if 'eval/parzen_reference' in metrics:
+def _parzen(metrics: dict[str, float], protocols: dict[str, Any]) -> tuple[str, str]:
+    protocol, reference = protocols['parzen'], ''
+    if 'parzen_reference' in protocols:
+        real = protocols['parzen_reference']
         reference = (
-            f'; {protocol["num_samples"]} real training images in place of the samples score '
-            f'{_format(metrics["eval/parzen_reference"], 1)}'
+            f'; {real["num_samples"]} real images of {real["centres_split"]} in place of the '
+            f'samples score {_format(metrics["eval/parzen_reference"], 1)}'
         )
     return f'{_format(metrics["eval/parzen"], 1)} ± {_format(metrics["eval/parzen_stderr"], 1)}', (
         f'{protocol["num_samples"]} samples, sigma {protocol["sigma"]:.3g} chosen on '
@@ -126,8 +128,8 @@ def _parzen(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, s
     )
 
 
-def _fid(metrics: dict[str, float], protocol: dict[str, Any]) -> tuple[str, str]:
-    ours = _format(metrics['eval/fid'])
+def _fid(metrics: dict[str, float], protocols: dict[str, Any]) -> tuple[str, str]:
+    protocol, ours = protocols['fid'], _format(metrics['eval/fid'])
     if 'eval/kid' in metrics:
         # The std over subsets is 0 when each subset is the whole sample: then none is shown.
         spread = f' ± {metrics["eval/kid_std"]:.4f}' if metrics['eval/kid_std'] > 1e-9 else ''

@@ -60,16 +60,31 @@ def test_parzen_row_states_the_real_data_reference_when_results_hold_it(tmp_path
     }
     metrics = {'eval/parzen': 230.04, 'eval/parzen_stderr': 2.1}
     _write_results(tmp_path / 'goodfellow_parzen', metrics, {'parzen': protocol})
+    reference = {**protocol, 'num_samples': 5000, 'centres_split': 'train[:5000]'}
     _write_results(
         tmp_path / 'goodfellow_parzen_dcgan',
         {**metrics, 'eval/parzen_reference': 241.26},
-        {'parzen': protocol},
+        {'parzen': protocol, 'parzen_reference': reference},
     )
     rows = [line for line in reproduce.table(tmp_path).splitlines() if 'Parzen' in line]
     maxout, dcgan = rows
     assert '| 225 ± 2 | 230.0 ± 2.1 | +5.00 |' in maxout and 'sigma 0.167' in maxout
-    assert 'real training images' not in maxout
-    assert '10000 real training images in place of the samples score 241.3' in dcgan
+    assert 'real images' not in maxout
+    assert '5000 real images of train[:5000] in place of the samples score 241.3' in dcgan
+
+
+def test_fid_row_states_sample_counts_and_kid_spread(tmp_path):
+    protocol = {
+        'num_samples': 1000,
+        'reference_examples': 1000,
+        'reference_split': 'train',
+        'feature_net': 'inception-2015-12-05/pool3',
+    }
+    metrics = {'eval/fid': 128.333, 'eval/kid': 0.09151, 'eval/kid_std': 0.0}
+    _write_results(tmp_path / 'dcgan_cifar10', metrics, {'fid': protocol, 'kid': protocol})
+    (row,) = [line for line in reproduce.table(tmp_path).splitlines() if 'FID on' in line]
+    assert '| 128.33 (KID 0.0915) | +80.04 |' in row  # One subset: no spread shown.
+    assert '1000 samples vs 1000 train images, inception-2015-12-05/pool3; 100 steps' in row
 
 
 def test_table_marks_a_run_stopped_before_its_results_as_in_progress(tmp_path):
