@@ -209,7 +209,7 @@ def test_save_killed_mid_write_leaves_no_checkpoint(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, threading, time
         import numpy as np
-        from gen_models.checkpoints import CheckpointMismatchError, Checkpointer
+        from gen_models.checkpoints import Checkpointer
 
         directory = {str(tmp_path)!r}
         checkpointer = Checkpointer(directory)
