@@ -81,6 +81,8 @@ def _print_results(results: dict) -> None:
 
 def main(argv: list[str]) -> None:
     config = parse_flags(argv)
+    if config.train.deterministic:
+        runtime.request_deterministic_gpu_ops()
     try:
         distributed.initialize(
             _DISTRIBUTED.value,

@@ -137,6 +137,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     train.eval_examples = 0  # examples of the eval split used; 0 = all
     train.num_samples = 64  # images in each sample grid
     train.progress_bar = True  # show a progress bar with rate and ETA
+    train.deterministic = True  # GPUs: XLA's deterministic kernels, so that a config and seed
+    # give bit-identical numbers (CPU runs always do); launch.py sets XLA_FLAGS before JAX starts
 
     config.eval = evaluation = ml_collections.ConfigDict()
     evaluation.metrics = ()  # metrics beyond the eval step's: 'iwae' | 'fid' | 'kid' |

@@ -7,7 +7,9 @@ For each config, the real jitted data-parallel train step runs on batches from t
 config's real input pipeline (so input wait is measured as in training) and, unless
 `--torch=false` or torch is missing, the twin model of `experiments.torch_reference` runs
 on batches from an identical pipeline, at each of `--torch_threads` intra-op thread counts
-(on a shared machine one thread can be much faster than torch's default). After warm-up,
+(on a shared machine one thread can be much faster than torch's default), on the torch
+device `--torch_device` (`cuda`: the GPU twin, with TF32 matmuls and convolutions as XLA
+uses for float32 by default on GPUs, timed to `torch.cuda.synchronize`). After warm-up,
 timed blocks of steps rotate over JAX and the torch variants, the order reversed every
 other repeat, so load from other processes hits all alike. Figures are medians over
 blocks; `vs torch` is the median over repeats of the fastest torch variant's step time
@@ -42,6 +44,7 @@ from absl import app, flags
 from experiments import logs, runtime
 from gen_models import data, parallel
 
+TORCH_DEVICES = ('cpu', 'cuda')
 _CONFIGS = flags.DEFINE_list(
     'configs', ['dcgan_mnist', 'vae_mnist', 'vae_mlp_mnist'], 'Config modules under configs/.'
 )
@@ -57,6 +60,12 @@ _TORCH_THREADS = flags.DEFINE_list(
     ['1', 'default'],
     "Intra-op thread counts to time torch with ('default': torch's own choice); the JAX "
     'speed-up is relative to the fastest.',
+)
+_TORCH_DEVICE = flags.DEFINE_enum(
+    'torch_device', 'cpu', TORCH_DEVICES, 'Torch device the twin runs on (batches moved there).'
+)
+_MATMUL_SIDE = flags.DEFINE_integer(
+    'matmul_side', 1024, 'Side of the square float32 matmul the step rates are compared with.'
 )
 _OUT = flags.DEFINE_string('out', None, 'Optional JSON output path.')
 
@@ -114,9 +123,12 @@ def matmul_gflops(side: int = MATMUL_SIDE, repeats: int = 10) -> float:
 
 
 def load_config(name: str, batch_size: int):
-    """configs/<name>.py[:variant] with the benchmark's batch size (0: the config's own)."""
+    """configs/<name>.py[:variant] with the benchmark's batch size (0: the config's own) and
+    no evaluation metrics: only train steps are timed, so no metric's files (the FID
+    Inception weights, say) need to be present."""
     module, _, variant = name.partition(':')
     config = importlib.import_module(f'configs.{module}').get_config(variant or None)
+    config.eval.metrics, config.eval.keep_best = (), ''
     if batch_size:
         config.train.batch_size = batch_size
     return config
@@ -160,22 +172,29 @@ def jax_block(config) -> tuple[Blocks, dict[str, Any]]:
     return _blocks(step, batches, fixed_batch, sync), facts
 
 
-def torch_blocks(config, image_shape, thread_counts: list[int]) -> dict[str, Blocks]:
-    """The PyTorch eager twin's train step fed by an identical input pipeline and by one fixed
-    batch, a pair of block functions per intra-op thread count (one model, trained on by
-    all of them)."""
+def torch_blocks(
+    config, image_shape, thread_counts: list[int], device: str = 'cpu'
+) -> dict[str, Blocks]:
+    """The PyTorch eager twin's train step on `device`, fed by an identical input pipeline
+    and by one fixed batch, a pair of block functions per intra-op thread count (one model,
+    trained on by all of them)."""
     import torch
 
     from experiments import torch_reference
 
-    model = torch_reference.build(config, image_shape)
+    on_gpu = device == 'cuda'
+    if on_gpu:
+        torch.set_float32_matmul_precision('high')  # TF32, as XLA's default on GPUs
+    model = torch_reference.build(config, image_shape, device)
     batches = data.make_train_iterator(
         config.dataset,
         batch_size=config.train.batch_size,
         seed=config.seed,
-        transform=lambda batch: torch_reference.to_torch_images(batch['image']),
+        transform=lambda batch: torch_reference.to_torch_images(batch['image']).to(device),
     )
-    blocks = _blocks(model.train_step, batches, next(batches), lambda: None)
+    sync = torch.cuda.synchronize if on_gpu else lambda: None
+    blocks = _blocks(model.train_step, batches, next(batches), sync)
+    label = 'torch' if device == 'cpu' else f'torch {device}'
 
     def with_threads(threads: int, block: Block) -> Block:
         def run_with_threads(num_steps: int) -> tuple[float, float]:
@@ -185,7 +204,7 @@ def torch_blocks(config, image_shape, thread_counts: list[int]) -> dict[str, Blo
         return run_with_threads
 
     return {
-        f'torch ({n} thread{"s" if n > 1 else ""})': Blocks(
+        f'{label} ({n} thread{"s" if n > 1 else ""})': Blocks(
             *(with_threads(n, block) for block in blocks)
         )
         for n in thread_counts
@@ -215,7 +234,13 @@ def _summary(
 
 
 def benchmark_config(
-    name: str, config, steps: int, repeats: int, warmup: int, torch_threads: list[int]
+    name: str,
+    config,
+    steps: int,
+    repeats: int,
+    warmup: int,
+    torch_threads: list[int],
+    torch_device: str = 'cpu',
 ) -> list[dict[str, Any]]:
     """One row per framework (and torch thread count) for `config`, labelled `name`; timed
     blocks rotate over the frameworks, each fed by its pipeline and by a fixed batch,
@@ -224,7 +249,7 @@ def benchmark_config(
     jax_blocks, facts = jax_block(config)
     blocks = {'jax': jax_blocks}
     if torch_threads:
-        blocks.update(torch_blocks(config, facts['image_shape'], torch_threads))
+        blocks.update(torch_blocks(config, facts['image_shape'], torch_threads, torch_device))
     timings = {framework: Blocks([], []) for framework in blocks}
     for framework_blocks in blocks.values():
         framework_blocks.pipeline(warmup)
@@ -280,16 +305,22 @@ def markdown_table(rows: list[dict[str, Any]], matmul_rate: float) -> str:
     return '\n'.join(lines)
 
 
-def torch_thread_counts(requested: list[str]) -> tuple[list[int], str]:
+def torch_thread_counts(requested: list[str], device: str = 'cpu') -> tuple[list[int], str]:
     """Thread counts to time torch with ('default' = torch's own), and a note on torch;
-    no counts when torch is not installed."""
+    no counts when torch is not installed. Raises ValueError when `device` is not usable."""
+    if device not in TORCH_DEVICES:
+        raise ValueError(f'--torch_device={device!r}: allowed {", ".join(TORCH_DEVICES)}')
     try:
         import torch
     except ImportError:
         return [], "torch is not installed (pip install -e '.[bench]')"
+    if device == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(
+            f"--torch_device=cuda: torch {torch.__version__} sees no CUDA device; use 'cpu'"
+        )
     default = torch.get_num_threads()
     counts = sorted({default if n == 'default' else int(n) for n in requested})
-    return counts, f'torch {torch.__version__} (default {default} threads)'
+    return counts, f'torch {torch.__version__} on {device} (default {default} threads)'
 
 
 def machine_facts(torch_note: str) -> dict[str, Any]:
@@ -310,18 +341,24 @@ def run_benchmark(
     repeats: int,
     warmup: int,
     torch_threads: list[str],
+    torch_device: str = 'cpu',
+    matmul_side: int = MATMUL_SIDE,
 ) -> dict[str, Any]:
     """Rows of every config (by label) plus the machine facts they are relative to. `torch_threads`:
     thread counts to time the torch twin with (see --torch_threads); empty for none."""
-    thread_counts, torch_note = torch_thread_counts(torch_threads) if torch_threads else ([], '')
+    thread_counts, torch_note = (
+        torch_thread_counts(torch_threads, torch_device) if torch_threads else ([], '')
+    )
     if torch_threads and not thread_counts:
         print(f'benchmark: skipping PyTorch: {torch_note}', file=sys.stderr)
     load_before = os.getloadavg()
-    matmul_rate = matmul_gflops()
+    matmul_rate = matmul_gflops(matmul_side)
     rows = [
         row
         for name, config in configs.items()
-        for row in benchmark_config(name, config, steps, repeats, warmup, thread_counts)
+        for row in benchmark_config(
+            name, config, steps, repeats, warmup, thread_counts, torch_device
+        )
     ]
     return {
         'rows': rows,
@@ -329,12 +366,19 @@ def run_benchmark(
         'load_average_before_after': [load_before[0], os.getloadavg()[0]],
         'machine': machine_facts(torch_note),
         'command': ' '.join(sys.argv),
-        'settings': {'steps': steps, 'repeats': repeats, 'warmup': warmup},
+        'settings': {
+            'steps': steps,
+            'repeats': repeats,
+            'warmup': warmup,
+            'torch_device': torch_device,
+            'matmul_side': matmul_side,
+        },
     }
 
 
 def main(argv):
     del argv
+    runtime.request_deterministic_gpu_ops()  # as launch.py trains (train.deterministic)
     runtime.enable_compilation_cache()
     result = run_benchmark(
         {name: load_config(name, _BATCH.value) for name in _CONFIGS.value},
@@ -342,6 +386,8 @@ def main(argv):
         _REPEATS.value,
         _WARMUP.value,
         _TORCH_THREADS.value if _TORCH.value else [],
+        _TORCH_DEVICE.value,
+        _MATMUL_SIDE.value,
     )
     print(markdown_table(result['rows'], result['matmul_gflops']))
     if _OUT.value:

@@ -45,6 +45,7 @@ def collect_environment() -> dict[str, Any]:
         'device_kinds': sorted({device.device_kind for device in devices}),
         'process_index': jax.process_index(),
         'process_count': jax.process_count(),
+        'xla_flags': os.environ.get('XLA_FLAGS', ''),  # change kernels, hence numbers
         'git': _git_state(Path(__file__).resolve().parent),
         'argv': list(sys.argv),
         'timestamp_utc': datetime.datetime.now(datetime.timezone.utc).isoformat(),

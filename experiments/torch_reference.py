@@ -6,7 +6,9 @@ images, then one G update against the updated D, reusing G's forward pass; non-s
 or min-max G loss), the conv VAE and the MLP VAE (Bernoulli likelihood, dynamic
 binarisation, analytic KL), with identical layer shapes and the same optimisers. It is
 written as a careful PyTorch user would: channels-last tensors, fused Adam, no gradients
-for D's parameters in G's update. Needs `pip install -e '.[bench]'`.
+for D's parameters in G's update. It runs on any torch device (`build(..., device='cuda')`:
+the networks, their optimiser state and the step's random draws live there; batches must be
+moved there by the caller). Needs `pip install -e '.[bench]'`.
 """
 
 from __future__ import annotations
@@ -190,7 +192,9 @@ def _generator_loss(fake_logits: torch.Tensor, kind: str) -> torch.Tensor:
     raise ValueError(f'generator loss {kind!r}: allowed {GENERATOR_LOSSES}')
 
 
-def _build_gan(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> TorchModel:
+def _build_gan(
+    config: ml_collections.ConfigDict, image_shape: Sequence[int], device: torch.device
+) -> TorchModel:
     model_config = config.model
     generator = UpConvStack(
         model_config.latent_dim,
@@ -199,10 +203,10 @@ def _build_gan(config: ml_collections.ConfigDict, image_shape: Sequence[int]) ->
         model_config.kernel_size,
         use_batch_norm=True,
         output_activation='tanh',
-    )
+    ).to(device)
     discriminator = DownConvStack(
         1, image_shape, model_config.width, model_config.kernel_size, model_config.d_dropout
-    )
+    ).to(device)
     g_opt = make_optimizer(config.optim, config.lr, generator.parameters())
     d_opt = make_optimizer(
         config.optim, config.lr * config.optim.d_lr_multiplier, discriminator.parameters()
@@ -210,7 +214,7 @@ def _build_gan(config: ml_collections.ConfigDict, image_shape: Sequence[int]) ->
 
     def train_step(images: torch.Tensor) -> Metrics:
         real = images.float() / 127.5 - 1.0
-        fake = generator(torch.randn(images.shape[0], model_config.latent_dim))
+        fake = generator(torch.randn(images.shape[0], model_config.latent_dim, device=device))
         d_opt.zero_grad(set_to_none=True)
         d_loss = (
             F.softplus(-discriminator(real)) + F.softplus(discriminator(fake.detach()))
@@ -228,7 +232,9 @@ def _build_gan(config: ml_collections.ConfigDict, image_shape: Sequence[int]) ->
     return TorchModel({'generator': generator, 'discriminator': discriminator}, train_step)
 
 
-def _build_vae(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> TorchModel:
+def _build_vae(
+    config: ml_collections.ConfigDict, image_shape: Sequence[int], device: torch.device
+) -> TorchModel:
     model_config = config.model
     if model_config.likelihood != 'bernoulli':
         raise ValueError('the torch reference VAE has the Bernoulli likelihood only')
@@ -257,6 +263,7 @@ def _build_vae(config: ml_collections.ConfigDict, image_shape: Sequence[int]) ->
             output_activation='none',
         )
         to_layout = lambda x: x  # noqa: E731
+    encoder, decoder = encoder.to(device), decoder.to(device)
     opt = make_optimizer(config.optim, config.lr, [*encoder.parameters(), *decoder.parameters()])
 
     def train_step(images: torch.Tensor) -> Metrics:
@@ -277,12 +284,15 @@ def _build_vae(config: ml_collections.ConfigDict, image_shape: Sequence[int]) ->
     return TorchModel({'encoder': encoder, 'decoder': decoder}, train_step)
 
 
-def build(config: ml_collections.ConfigDict, image_shape: Sequence[int]) -> TorchModel:
-    """The torch twin of `gen_models.models.build_model(config, info)` for `image_shape`."""
+def build(
+    config: ml_collections.ConfigDict, image_shape: Sequence[int], device: str = 'cpu'
+) -> TorchModel:
+    """The torch twin of `gen_models.models.build_model(config, info)` for `image_shape`,
+    on the torch `device`."""
     if config.model.name == 'gan':
-        return _build_gan(config, image_shape)
+        return _build_gan(config, image_shape, torch.device(device))
     if config.model.name == 'vae':
-        return _build_vae(config, image_shape)
+        return _build_vae(config, image_shape, torch.device(device))
     raise ValueError(f'model.name={config.model.name!r}: the torch reference has gan, vae')
 
 

@@ -138,3 +138,18 @@ def test_jax_and_torch_blocks_interleave(data_dir):
 def test_load_config_sets_the_batch_size_or_keeps_the_configs_own():
     assert benchmark.load_config('dcgan_mnist', 16).train.batch_size == 16
     assert benchmark.load_config('dcgan_mnist:wgan_gp', 0).train.batch_size == 5 * 64
+
+
+def test_torch_device_without_cuda_is_refused_before_any_work(data_dir):
+    torch = pytest.importorskip('torch', reason=TORCH_MISSING)
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA: the refusal is for machines without it')
+    with pytest.raises(ValueError, match=r'--torch_device=cuda: torch .* sees no CUDA device'):
+        benchmark.run_benchmark(
+            tiny_configs(data_dir),
+            steps=1,
+            repeats=1,
+            warmup=0,
+            torch_threads=['1'],
+            torch_device='cuda',
+        )

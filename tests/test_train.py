@@ -203,6 +203,8 @@ def test_sigterm_checkpoints_and_resume_matches(data_dir, subprocess_env, tmp_pa
         json.loads((d / 'results.json').read_text()) for d in (killed, tmp_path / 'straight')
     ]
     assert results[0]['metrics'] == results[1]['metrics']
+    environment = json.loads((killed / 'environment.json').read_text())
+    assert '--xla_gpu_deterministic_ops=true' in environment['xla_flags']  # train.deterministic
     # The first window logged after resuming averages only the steps run since then.
     after_resume = [
         [r for r in _train_metrics(d) if r['step'] > interrupted_at + 5]
@@ -251,3 +253,20 @@ def test_checkpoint_of_another_model_is_a_clear_error(data_dir, tmp_path):
     # The first differing array, by name, with the shapes saved and wanted.
     assert 'wanted float32[' in str(error.value)
     assert 'params/encoder/Conv_0/kernel: saved float32[4, 4, 1, 8], wanted' in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ('before', 'after'),
+    [
+        (None, '--xla_gpu_deterministic_ops=true'),
+        (
+            '--xla_force_host_platform_device_count=8',
+            '--xla_force_host_platform_device_count=8 --xla_gpu_deterministic_ops=true',
+        ),
+        ('--xla_gpu_deterministic_ops=false', '--xla_gpu_deterministic_ops=false'),
+    ],
+)
+def test_deterministic_gpu_ops_join_the_xla_flags_unless_set(before, after):
+    environ = {} if before is None else {'XLA_FLAGS': before}
+    runtime.request_deterministic_gpu_ops(environ)
+    assert environ['XLA_FLAGS'] == after
