@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ COMPILATION_CACHE_ENV = 'GEN_MODELS_COMPILATION_CACHE'
 DEFAULT_COMPILATION_CACHE = '~/.cache/gen_models/jax_compilation_cache'
 
 
-def request_deterministic_gpu_ops(environ: dict[str, str] = os.environ) -> None:
+def request_deterministic_gpu_ops(environ: MutableMapping[str, str] = os.environ) -> None:
     """Adds `--xla_gpu_deterministic_ops=true` to XLA_FLAGS unless they already set that flag
     (so `=false` there opts out). XLA:GPU otherwise picks kernels that accumulate in a
     varying order (atomics), and two runs of one config and seed drift apart in the 6th digit
