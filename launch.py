@@ -16,9 +16,10 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import evaluate, runtime, sample, sweep, train
+from experiments import evaluate, runtime, sample, train
 from experiments.config_validation import EXIT_USAGE, ConfigError
-from gen_models import distributed
+from gen_models import distributed, xla_settings
+from sweeps import sweep
 
 MODES = ('train', 'eval', 'sample', 'sweep')
 
@@ -81,8 +82,9 @@ def _print_results(results: dict) -> None:
 
 def main(argv: list[str]) -> None:
     config = parse_flags(argv)
+    # Process-wide settings, before JAX starts its backend: XLA reads XLA_FLAGS once.
     if config.train.deterministic:
-        runtime.request_deterministic_gpu_ops()
+        xla_settings.request_deterministic_gpu_ops()  # same numbers run to run on GPUs
     try:
         distributed.initialize(
             _DISTRIBUTED.value,
@@ -92,7 +94,8 @@ def main(argv: list[str]) -> None:
         )
     except ValueError as error:
         _usage_error(f'--distributed: {error}')
-    runtime.enable_compilation_cache()
+    xla_settings.enable_compilation_cache()  # a rerun skips its compiles
+    xla_settings.use_unrolled_threefry()  # faster compiles and random numbers on CPU
     try:
         if _MODE.value == 'train':
             _print_results(train.train_and_evaluate(config, _WORKDIR.value))

@@ -5,14 +5,14 @@ decoder on MNIST (dynamically binarised) and Gaussian decoder on Frey Face (the 
 Gaussian MLP: mean through a sigmoid and a log std per pixel, both from the decoder),
 Adagrad, minibatch 100, one z sample per image. `get_sweep` runs the
 figure's latent sizes (3, 5, 10, 20, 200 for MNIST; 3, 5, 10, 20 for Frey Face) with one
-seed; `experiments/reproduce.py` redraws the figure from the trials' metrics.jsonl.
+seed; `reproductions/reproduce.py` redraws the figure from the trials' metrics.jsonl.
 
 Variants: ':mnist' (default) and ':frey'. The paper trains up to 1e8 samples; these
 configs stop at 1e7 (100,000 steps), which the README's table states.
 """
 
 from configs import default
-from experiments import sweep_algebra as hyper
+from gen_models import sweep_algebra as hyper
 
 VARIANTS = ('mnist', 'frey')
 LATENT_SIZES = {'mnist': (3, 5, 10, 20, 200), 'frey': (3, 5, 10, 20)}

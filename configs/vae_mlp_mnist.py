@@ -6,7 +6,7 @@ learning rates x two seeds.
 """
 
 from configs import default
-from experiments import sweep_algebra as hyper
+from gen_models import sweep_algebra as hyper
 
 
 def get_config(arg: str | None = None):

@@ -7,9 +7,8 @@ image-shape check) before any compile, so errors arrive in seconds.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,39 +31,6 @@ from gen_models.metrics import FEATURE_METRICS, transformation
 from gen_models.models import ModelDef, TrainState, base, build_model
 
 KEY_NAMES = ('init', 'train', 'eval', 'sample')
-DETERMINISTIC_GPU_FLAG = '--xla_gpu_deterministic_ops'
-COMPILATION_CACHE_ENV = 'GEN_MODELS_COMPILATION_CACHE'
-DEFAULT_COMPILATION_CACHE = '~/.cache/gen_models/jax_compilation_cache'
-
-
-def request_deterministic_gpu_ops(environ: MutableMapping[str, str] = os.environ) -> None:
-    """Adds `--xla_gpu_deterministic_ops=true` to XLA_FLAGS unless they already set that flag
-    (so `=false` there opts out). XLA:GPU otherwise picks kernels that accumulate in a
-    varying order (atomics), and two runs of one config and seed drift apart in the 6th digit
-    within 50 steps. XLA reads its flags when JAX's backend starts: call this before any
-    device is touched. CPU kernels are deterministic with or without it."""
-    flags = environ.get('XLA_FLAGS', '')
-    if DETERMINISTIC_GPU_FLAG not in flags:
-        environ['XLA_FLAGS'] = f'{flags} {DETERMINISTIC_GPU_FLAG}=true'.strip()
-
-
-def enable_compilation_cache(directory: str | None = None) -> Path:
-    """Turns on JAX's persistent compilation cache, so repeated runs skip compiles.
-
-    Location: `directory`, else $GEN_MODELS_COMPILATION_CACHE, else
-    ~/.cache/gen_models/jax_compilation_cache. Every program is cached, however fast
-    its compile, since CPU runs of small models compile in about a second.
-    """
-    path = Path(
-        os.path.expanduser(
-            directory or os.environ.get(COMPILATION_CACHE_ENV) or DEFAULT_COMPILATION_CACHE
-        )
-    )
-    path.mkdir(parents=True, exist_ok=True)
-    jax.config.update('jax_compilation_cache_dir', str(path))
-    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
-    jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
-    return path
 
 
 @dataclasses.dataclass(frozen=True)

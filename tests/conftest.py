@@ -12,6 +12,8 @@ import pathlib
 import pytest
 import tensorflow_datasets as tfds
 
+from gen_models import xla_settings
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / 'shared' / 'data'
 
@@ -31,12 +33,12 @@ def _quiet_tfds():
 
 @pytest.fixture(scope='session', autouse=True)
 def compilation_cache(tmp_path_factory) -> pathlib.Path:
-    """One persistent compilation cache per session: repeated test runs skip compiles."""
-    from experiments import runtime
-
+    """One persistent compilation cache per session (subprocesses find it in the environment),
+    and the CPU threefry lowering launch.py trains with: repeated compiles are skipped."""
     path = tmp_path_factory.mktemp('jax_cache')
-    os.environ[runtime.COMPILATION_CACHE_ENV] = str(path)
-    return runtime.enable_compilation_cache(str(path))
+    os.environ[xla_settings.COMPILATION_CACHE_ENV] = str(path)
+    xla_settings.use_unrolled_threefry()
+    return xla_settings.enable_compilation_cache(str(path))
 
 
 @pytest.fixture(scope='session')

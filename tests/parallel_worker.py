@@ -21,8 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import runtime
-from gen_models import data, parallel
+from gen_models import data, parallel, xla_settings
 from gen_models.checkpoints import Checkpointer
 from gen_models.models import build_model
 
@@ -98,7 +97,8 @@ def uneven_batch_error() -> str:
 
 def main(out_path: str) -> None:
     assert jax.device_count() == NUM_DEVICES, jax.devices()
-    runtime.enable_compilation_cache()
+    xla_settings.enable_compilation_cache()  # the session's cache, from the environment
+    xla_settings.use_unrolled_threefry()  # as launch.py trains
     checkpoint_dir = Path(out_path).parent / 'checkpoints'
     results = {family: train_results(family, checkpoint_dir) for family in CONFIGS}
     results['uneven_batch_error'] = uneven_batch_error()

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 from gen_models.nets.conditional import batch_norm, projection
-from gen_models.nets.fast_conv import ConvTranspose, dropout_masks
+from gen_models.nets.conv_transpose import ConvTranspose
+from gen_models.nets.dropout import dropout_masks
 from gen_models.nets.layers import spectral
 
 MIN_BASE_SIDE = 4
@@ -47,7 +48,7 @@ class UpConvStack(nn.Module):
 
     Channels halve at every stage, from `width * 2**(stages-1)` down to `width`; the last
     transposed convolution maps to the image's channels. Transposed convolutions are
-    `fast_conv.ConvTranspose`: `nn.ConvTranspose`'s function and parameters, with a kernel
+    `conv_transpose.ConvTranspose`: `nn.ConvTranspose`'s function and parameters, with a kernel
     gradient that XLA-CPU runs fast. `output_activation` is 'tanh'
     (GAN generator, images in [-1, 1]) or 'none' (decoder logits / means). With
     `num_classes` > 0 the batch norms are class-conditional on `labels`.
@@ -104,7 +105,7 @@ class DownConvStack(nn.Module):
     Channels double at every stage from `width`. Serves as the DCGAN discriminator
     (outputs=1, a logit) and as the conv VAE encoder (outputs=2*latent). In training, each
     stage's output is dropped out (inverted dropout) with masks from
-    `fast_conv.dropout_masks`, all drawn from one 'dropout' rng, or, given `dropout_keys`
+    `dropout.dropout_masks`, all drawn from one 'dropout' rng, or, given `dropout_keys`
     (one key per example), example i's masks from dropout_keys[i] alone (so that they do not
     depend on how a batch is split). `spectral_norm` normalises every layer (power iteration
     advanced when `update_stats`); with `num_classes` > 0 it is a projection discriminator

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen_models.nets.fast_conv import keep_mask
+from gen_models.nets.dropout import keep_mask
 
 ACTIVATIONS = {
     'tanh': nn.tanh,

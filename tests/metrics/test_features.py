@@ -11,7 +11,7 @@ import pytest
 
 from gen_models import data
 from gen_models.metrics import features
-from tests.test_train import tiny
+from tests.tiny import tiny
 
 
 def _channel_means(checksum: str = 'a' * 64) -> features.FeatureNet:

@@ -12,7 +12,7 @@ import scipy.stats
 from experiments import runtime, train
 from gen_models import losses
 from gen_models.metrics import likelihood
-from tests.test_train import tiny
+from tests.tiny import tiny
 
 LATENT, DIM, NOISE_STD = 3, 5, 0.5
 

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import logs, report
+from experiments import logs
+from sweeps import report
 
 LRS = (0.001, 0.01, 0.1)
 SEEDS = (0, 1, 2)

@@ -1,6 +1,6 @@
 """What data parallelism costs: one config's train step on 1, 2, 4, 8 ... devices.
 
-  python -m experiments.parallel_benchmark --config dcgan_mnist --devices 1,2,4,8 \
+  python -m benchmarks.parallel_benchmark --config dcgan_mnist --devices 1,2,4,8 \
       --batch_size 64 --out runs/parallel_benchmark.json
 
 Each device count runs in its own subprocess on forced CPU devices
@@ -142,7 +142,7 @@ def measure_in_subprocess(num_devices: int) -> dict[str, Any]:
     args = [
         sys.executable,
         '-m',
-        'experiments.parallel_benchmark',
+        'benchmarks.parallel_benchmark',
         '--child',
         f'--config={_CONFIG.value}',
         f'--batch_size={_BATCH.value}',

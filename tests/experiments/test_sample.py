@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from experiments import runtime, sample, train
-from tests.test_train import tiny
+from tests.tiny import tiny
 
 
 def test_slerp_ends_norm_and_angle():

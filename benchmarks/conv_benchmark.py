@@ -1,7 +1,7 @@
 """Where a conv net's train step spends its convolution time, layer by layer, in JAX and in
 PyTorch eager.
 
-  python -m experiments.conv_benchmark --configs dcgan_mnist,vae_mnist --batch_size 64 \
+  python -m benchmarks.conv_benchmark --configs dcgan_mnist,vae_mnist --batch_size 64 \
       --out runs/conv_benchmark.json
 
 For each config, the real train step is traced (`jax.make_jaxpr`, sub-jaxprs included) and
@@ -9,7 +9,7 @@ every forward convolution in it is found with its shapes, strides, padding and i
 dilation (transposed convolutions), at the batch sizes the step really uses (a GAN's D
 sees real and generated images in one call), together with the gradients the step takes of
 it: input gradient, kernel gradient, or both. Each of those ops is then timed alone, jitted,
-computed as the model computes it (`fast_conv.conv_transpose`, custom VJP included, for the
+computed as the model computes it (`conv_transpose.conv_transpose`, custom VJP included, for the
 transposed convolutions that run inside a custom VJP; `lax.conv_general_dilated` and
 `jax.vjp` otherwise), and, in PyTorch, as `aten.convolution` / `aten.convolution_backward`
 (what `F.conv2d`, `F.conv_transpose2d` and autograd run) at each of `--torch_threads` and
@@ -41,9 +41,10 @@ import numpy as np
 from absl import app, flags
 from jax import lax
 
-from experiments import benchmark, logs, runtime
-from gen_models import parallel
-from gen_models.nets import fast_conv
+from benchmarks import benchmark
+from experiments import logs, runtime
+from gen_models import parallel, xla_settings
+from gen_models.nets import conv_transpose
 
 TORCH_FORMATS = ('channels_last', 'contiguous')
 _TORCH_FORMATS = flags.DEFINE_list(
@@ -52,7 +53,7 @@ _TORCH_FORMATS = flags.DEFINE_list(
     'Torch memory formats to time (neither is fastest for every op on CPU).',
 )
 FLAGS = flags.FLAGS
-# Flags shared with experiments.benchmark (configs, batch_size, steps, repeats, warmup, torch,
+# Flags shared with benchmarks.benchmark (configs, batch_size, steps, repeats, warmup, torch,
 # torch_threads, out), with this benchmark's defaults where they differ.
 DEFAULTS = {'configs': ['dcgan_mnist', 'vae_mnist'], 'steps': 5, 'repeats': 10}
 
@@ -65,7 +66,7 @@ Shape = tuple[int, ...]
 class ConvLayer:
     """One forward convolution of a traced function (NHWC inputs, HWIO kernel) and the ops of
     `OPS` that the function runs for it. `custom_vjp`: it runs inside a custom VJP, which in
-    these nets is `fast_conv.conv_transpose`'s."""
+    these nets is `conv_transpose.conv_transpose`'s."""
 
     module: str
     lhs_shape: Shape
@@ -93,7 +94,7 @@ class ConvLayer:
     def apply(self, inputs: jax.Array, kernel: jax.Array) -> jax.Array:
         """The convolution, as the traced function computes it."""
         if self.custom_vjp:
-            return fast_conv.conv_transpose(inputs, kernel, self.lhs_dilation, self.padding)
+            return conv_transpose.conv_transpose(inputs, kernel, self.lhs_dilation, self.padding)
         return lax.conv_general_dilated(
             inputs,
             kernel,
@@ -505,7 +506,8 @@ def run_benchmark(
 
 def main(argv):
     del argv
-    runtime.enable_compilation_cache()
+    xla_settings.enable_compilation_cache()  # as launch.py runs
+    xla_settings.use_unrolled_threefry()  # the CPU lowering launch.py trains with
     result = run_benchmark(
         {name: benchmark.load_config(name, FLAGS.batch_size) for name in FLAGS.configs},
         Settings(FLAGS.steps, FLAGS.repeats, FLAGS.warmup, formats=tuple(_TORCH_FORMATS.value)),

@@ -8,7 +8,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import benchmark, logs, runtime
+from benchmarks import benchmark
+from experiments import logs, runtime
 from gen_models import parallel
 
 TORCH_MISSING = "torch is not installed (pip install -e '.[bench]')"
@@ -87,7 +88,7 @@ def test_train_step_donates_the_state(data_dir):
 @pytest.mark.parametrize('config_name', ['dcgan_mnist', 'vae_mnist', 'vae_mlp_mnist'])
 def test_torch_twin_has_the_same_layer_shapes(config_name, data_dir):
     pytest.importorskip('torch', reason=TORCH_MISSING)
-    from experiments import torch_reference
+    from benchmarks import torch_reference
 
     config = tiny(config_name, data_dir)
     run = runtime.prepare(config)
@@ -106,7 +107,7 @@ def test_torch_twin_has_the_same_layer_shapes(config_name, data_dir):
 def test_torch_twin_trains(data_dir):
     """The torch MLP VAE's loss falls on a fixed batch: its step really optimises."""
     torch = pytest.importorskip('torch', reason=TORCH_MISSING)
-    from experiments import torch_reference
+    from benchmarks import torch_reference
 
     torch.manual_seed(0)
     config = tiny('vae_mlp_mnist', data_dir)

@@ -1,4 +1,4 @@
-"""What XLA-CPU runs fast: a drop-in transposed convolution, and cheap dropout masks.
+"""A transposed convolution whose kernel gradient XLA-CPU runs fast (a custom VJP).
 
 `lax.conv_transpose` is a convolution of the input dilated by the stride. XLA
 differentiates it with respect to the kernel as a convolution of that dilated input with
@@ -6,29 +6,18 @@ the output gradient as the window, which XLA-CPU runs 10-40x slower than the res
 layer (most of a DCGAN step on CPU). The same gradient is the weight gradient of the
 equivalent *strided* convolution of the output gradient, which XLA-CPU runs fast.
 `conv_transpose` computes the same function as `lax.conv_transpose` and takes its kernel
-gradient that way (a custom VJP); `ConvTranspose` is a drop-in for
-`flax.linen.ConvTranspose` with the same parameters, initialisers and module name, so
-checkpoints and initial values do not change. `dropout_masks` draws a network's dropout
-masks in one go with half the random-number work of `flax.linen.Dropout`.
-
-Importing this module also makes XLA-CPU hash PRNG keys with the Threefry rounds unrolled
-(`use_unrolled_threefry`): the same bits, compiled 3-5x faster and run 2x faster than
-JAX's CPU lowering, a loop of 5 iterations that XLA cannot fuse.
+gradient that way; `ConvTranspose` is a drop-in for `flax.linen.ConvTranspose` with the same
+parameters, initialisers and module name, so checkpoints and initial values do not change.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
-import numpy as np
 from jax import lax
-from jax.extend.random import threefry2x32_p
-from jax.interpreters import mlir
 
 Padding = tuple[tuple[int, int], ...]
 
@@ -181,64 +170,3 @@ class ConvTranspose(nn.ConvTranspose):
             self.precision,
         )
         return y if bias is None else y + bias
-
-
-def keep_mask(rng: jax.Array, shape: Sequence[int], keep_rate: float) -> jax.Array:
-    """Boolean Bernoulli(keep_rate) draws from 16-bit uniforms, two per 32-bit random word.
-
-    Threefry makes one 32-bit word per element whatever the dtype asked for, so this halves
-    the random-number work of `jax.random.bernoulli` (most of a dropout layer's cost on
-    CPU); keep_rate is rounded to a multiple of 2**-16.
-    """
-    size = math.prod(shape)
-    words = jax.random.bits(rng, (-(-size // 2),), jnp.uint32)
-    halves = lax.bitcast_convert_type(words, jnp.uint16).reshape(-1)[:size].reshape(shape)
-    return halves.astype(jnp.uint32) < jnp.uint32(round(keep_rate * 2**16))
-
-
-def dropout_masks(
-    rng: jax.Array, shapes: Sequence[Sequence[int]], keep_rate: float
-) -> list[jax.Array]:
-    """Keep masks of several layers from one `keep_mask` draw: one threefry loop for a whole
-    network instead of one per layer, which is less to compile and to launch."""
-    sizes = [math.prod(shape) for shape in shapes]
-    flat = keep_mask(rng, (sum(sizes),), keep_rate)
-    starts = np.cumsum([0, *sizes])
-    return [
-        flat[start : start + size].reshape(shape)
-        for start, size, shape in zip(starts, sizes, shapes)
-    ]
-
-
-_THREEFRY_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def _rotate_left(x: jax.Array, bits: int) -> jax.Array:
-    return (x << np.uint32(bits)) | (x >> np.uint32(32 - bits))
-
-
-def threefry2x32(
-    key1: jax.Array, key2: jax.Array, x1: jax.Array, x2: jax.Array
-) -> tuple[jax.Array, jax.Array]:
-    """Threefry-2x32 with 20 rounds (Salmon et al. 2011), as JAX's `threefry2x32_p` computes
-    it, written out round by round: one straight-line elementwise block that XLA fuses."""
-    keys = (key1, key2, key1 ^ key2 ^ np.uint32(0x1BD11BDA))
-    x1, x2 = x1 + keys[0], x2 + keys[1]
-    for block in range(5):
-        for rotation in _THREEFRY_ROTATIONS[block % 2]:
-            x1 = x1 + x2
-            x2 = x1 ^ _rotate_left(x2, rotation)
-        x1 = x1 + keys[(block + 1) % 3]
-        x2 = x2 + keys[(block + 2) % 3] + np.uint32(block + 1)
-    return x1, x2
-
-
-def use_unrolled_threefry() -> None:
-    """Lowers `threefry2x32_p` (every `jax.random` draw, split and fold_in of threefry keys)
-    on CPU to `threefry2x32`: bit-identical values with faster compiles and runs."""
-    mlir.register_lowering(
-        threefry2x32_p, mlir.lower_fun(threefry2x32, multiple_results=True), platform='cpu'
-    )
-
-
-use_unrolled_threefry()

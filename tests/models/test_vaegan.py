@@ -13,7 +13,7 @@ from experiments import logs, runtime, train
 from experiments.config_validation import ConfigError, validate_config
 from gen_models import data, nets, parallel
 from gen_models.models import vaegan
-from tests.test_train import tiny
+from tests.tiny import tiny
 
 
 def _config(data_dir):

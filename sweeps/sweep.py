@@ -3,12 +3,12 @@
   python launch.py --mode sweep --config configs/x.py --workdir sweeps/x [--parallel N]
 
 The config file's `get_sweep(arg=None)` returns the trials as override dicts over dotted
-config keys (`experiments/sweep_algebra.py`). On disk:
+config keys (`gen_models/sweep_algebra.py`). On disk:
 
   sweepdir/sweep.json       the base config and every trial: id, overrides, status, error,
                             seconds and the command that runs it alone
   sweepdir/trials/<id>/     the trial's workdir (config.json, metrics.jsonl, checkpoints, ...)
-  sweepdir/summary.{csv,md}, plots/   from `experiments/report.py`
+  sweepdir/summary.{csv,md}, plots/   from `sweeps/report.py`
 
 Running a sweep again skips finished trials (those with results.json) and resumes the others
 from their checkpoints. A failing trial is recorded with its error and the others go on.
@@ -38,14 +38,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 
-from experiments import logs, report, runtime, train, vectorized
+from experiments import logs, train, vectorized
 from experiments.config_validation import ConfigError, validate_config
-from experiments.report import SWEEP_FILE, TRIALS_DIR
-from experiments.sweep_algebra import Overrides
+from gen_models.sweep_algebra import Overrides
+from sweeps import report
+from sweeps.report import SWEEP_FILE, TRIALS_DIR
 
 LAUNCH_LOG = 'launch.log'
 ERROR_FILE = 'error.txt'
@@ -290,8 +290,6 @@ def run_sweep(
         )
     if parallel > 1 and launcher is None:
         raise SweepError('parallel trials run as launch.py processes and need a launcher')
-    if not jax.config.jax_compilation_cache_dir:
-        runtime.enable_compilation_cache()
     workdir.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(workdir, base, trials, launcher)
     ledger.write()

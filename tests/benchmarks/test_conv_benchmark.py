@@ -10,9 +10,10 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import conv_benchmark, logs, runtime
-from experiments.conv_benchmark import OPS, Settings
-from tests.test_benchmark import tiny
+from benchmarks import conv_benchmark
+from benchmarks.conv_benchmark import OPS, Settings
+from experiments import logs, runtime
+from tests.benchmarks.test_benchmark import tiny
 
 BATCH = 4
 

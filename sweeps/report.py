@@ -1,6 +1,6 @@
 """Tables and plots of a sweep, from sweep.json and each trial's results.json and metrics.jsonl.
 
-  python -m experiments.report sweeps/x      # also on a partial or still running sweep
+  python -m sweeps.report runs/sweeps/x      # also on a partial or still running sweep
 
 writes into the sweep folder:
   summary.csv   one row per trial: id, status, overrides, step, final metrics, error

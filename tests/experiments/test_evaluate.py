@@ -16,7 +16,7 @@ from gen_models.checkpoints import Checkpointer
 from gen_models.metrics import OUTPUTS, likelihood
 from gen_models.nets import inception
 from tests.conftest import REPO
-from tests.test_train import tiny
+from tests.tiny import tiny
 
 
 def _eval_config(data_dir, tmp_path, metrics):

@@ -14,7 +14,7 @@ from experiments.config_validation import (
     validate_config,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _with(key: str, value):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import signal
 import subprocess
@@ -14,8 +13,10 @@ import numpy as np
 import pytest
 
 from experiments import evaluate, logs, runtime, sample, train
+from gen_models import xla_settings
 from gen_models.checkpoints import Checkpointer
 from tests.conftest import REPO
+from tests.tiny import tiny
 
 CONFIGS = ['quickstart', 'dcgan_mnist', 'vae_mnist', 'vae_mlp_mnist']
 TIMING_KEYS = (
@@ -24,33 +25,6 @@ TIMING_KEYS = (
     'train/images_per_second',
     'train/input_wait_fraction',
 )
-
-
-def tiny(config_name: str, data_dir: str, source_dir: str = '', **train_overrides):
-    """A config shrunk to seconds: few steps, narrow nets, small eval."""
-    config = importlib.import_module(f'configs.{config_name}').get_config()
-    config.dataset.data_dir = data_dir
-    config.dataset.source_dir = source_dir
-    config.dataset.shapes_resolution = 28
-    config.model.width = 8
-    config.model.latent_dim = 4
-    config.model.hidden = (32,)
-    config.train.update(
-        dict(
-            num_steps=4,
-            batch_size=8,
-            log_every=2,
-            eval_every=4,
-            checkpoint_every=2,
-            sample_every=4,
-            eval_batch_size=8,
-            eval_examples=16,
-            num_samples=4,
-            progress_bar=False,
-        )
-    )
-    config.train.update(train_overrides)
-    return config
 
 
 def _train_metrics(workdir):
@@ -268,5 +242,5 @@ def test_checkpoint_of_another_model_is_a_clear_error(data_dir, tmp_path):
 )
 def test_deterministic_gpu_ops_join_the_xla_flags_unless_set(before, after):
     environ = {} if before is None else {'XLA_FLAGS': before}
-    runtime.request_deterministic_gpu_ops(environ)
+    xla_settings.request_deterministic_gpu_ops(environ)
     assert environ['XLA_FLAGS'] == after

@@ -5,7 +5,7 @@ Variants: `:with_failure` adds a trial with an unknown dataset (fails when it st
 """
 
 from configs import default
-from experiments import sweep_algebra as hyper
+from gen_models import sweep_algebra as hyper
 
 FAILING = hyper.fixed('dataset.name', 'no_such_dataset')
 

@@ -17,13 +17,14 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import logs, report, sweep, vectorized
-from experiments import sweep_algebra as hyper
+from experiments import logs, vectorized
 from experiments.config_validation import ConfigError
-from tests import sweep_config
+from gen_models import sweep_algebra as hyper
+from sweeps import report, sweep
 from tests.conftest import REPO
+from tests.sweeps import sweep_config
 
-CONFIG_FILE = REPO / 'tests' / 'sweep_config.py'
+CONFIG_FILE = REPO / 'tests' / 'sweeps' / 'sweep_config.py'
 GOOD_IDS = ['lr=0.001_seed=0', 'lr=0.001_seed=1', 'lr=0.003_seed=0', 'lr=0.003_seed=1']
 FAILING_ID = 'name=no-such-dataset'
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from configs import default
-from experiments import sweep
 from experiments.config_validation import validate_config
+from sweeps import sweep
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / 'configs'
+CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs'
 
 
 def _variants(module) -> tuple[str | None, ...]:

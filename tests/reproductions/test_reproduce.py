@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import pytest
 
 from configs import burda_iwae
-from experiments import logs, reproduce
+from experiments import logs
 from gen_models import optim
+from reproductions import reproduce
 
 
 def _write_results(workdir, metrics, protocols, step=100):
@@ -48,7 +49,7 @@ def test_table_reads_results_from_disk_and_marks_missing_runs(tmp_path):
     assert 'ELBO -91.50' in vae
     assert '1 h 02 min' in vae and '1 x cpu (AMD EPYC, 2 cores)' in vae
     assert '| not run |' in rows['IWAE (k=5), test NLL']
-    assert 'python -m experiments.reproduce run burda_vae' in text
+    assert 'python -m reproductions.reproduce run burda_vae' in text
 
 
 def test_parzen_row_states_the_real_data_reference_when_results_hold_it(tmp_path):

@@ -1,11 +1,11 @@
 """Training throughput of experiment configs, against the same nets in PyTorch eager.
 
-  python -m experiments.benchmark --configs dcgan_mnist,vae_mnist,vae_mlp_mnist \
+  python -m benchmarks.benchmark --configs dcgan_mnist,vae_mnist,vae_mlp_mnist \
       --batch_size 64 --out runs/benchmark.json
 
 For each config, the real jitted data-parallel train step runs on batches from the
 config's real input pipeline (so input wait is measured as in training) and, unless
-`--torch=false` or torch is missing, the twin model of `experiments.torch_reference` runs
+`--torch=false` or torch is missing, the twin model of `benchmarks.torch_reference` runs
 on batches from an identical pipeline, at each of `--torch_threads` intra-op thread counts
 (on a shared machine one thread can be much faster than torch's default), on the torch
 device `--torch_device` (`cuda`: the GPU twin, with TF32 matmuls and convolutions as XLA
@@ -42,7 +42,7 @@ import numpy as np
 from absl import app, flags
 
 from experiments import logs, runtime
-from gen_models import data, parallel
+from gen_models import data, parallel, xla_settings
 
 TORCH_DEVICES = ('cpu', 'cuda')
 _CONFIGS = flags.DEFINE_list(
@@ -180,7 +180,7 @@ def torch_blocks(
     trained on by all of them)."""
     import torch
 
-    from experiments import torch_reference
+    from benchmarks import torch_reference
 
     on_gpu = device == 'cuda'
     if on_gpu:
@@ -380,8 +380,9 @@ def main(argv):
     del argv
     configs = {name: load_config(name, _BATCH.value) for name in _CONFIGS.value}
     if all(config.train.deterministic for config in configs.values()):
-        runtime.request_deterministic_gpu_ops()  # as launch.py trains them
-    runtime.enable_compilation_cache()
+        xla_settings.request_deterministic_gpu_ops()  # as launch.py trains them
+    xla_settings.enable_compilation_cache()  # compile seconds with a warm cache, as reruns see
+    xla_settings.use_unrolled_threefry()  # the CPU lowering launch.py trains with
     result = run_benchmark(
         configs,
         _STEPS.value,
