@@ -2,7 +2,8 @@
 
   python launch.py --config configs/vae_mnist.py --workdir runs/vae --config.lr=3e-4
   python launch.py --config configs/dcgan_mnist.py:minimax --workdir runs/gan --mode sample
-  python launch.py --config configs/vae_mlp_mnist.py --workdir sweeps/lr --mode sweep --parallel 2
+  python launch.py --config configs/vae_mlp_mnist.py --workdir runs/sweeps/lr --mode sweep \
+      --parallel 2
   python launch.py ... --coordinator_address host0:1234 --num_processes 2 --process_id 0
 
 Bad flags or config values print one line naming the key, the value and what is
@@ -17,8 +18,8 @@ from absl import flags, logging
 from ml_collections import config_flags
 
 from experiments import evaluate, runtime, sample, train
-from experiments.config_validation import EXIT_USAGE, ConfigError
 from gen_models import distributed, xla_settings
+from gen_models.config import EXIT_USAGE, ConfigError
 from sweeps import sweep
 
 MODES = ('train', 'eval', 'sample', 'sweep')
@@ -30,7 +31,10 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Directory of the run (created i
 _MODE = flags.DEFINE_enum('mode', 'train', MODES, 'What to do with the config.')
 _PARALLEL = flags.DEFINE_integer('parallel', 1, 'Sweep: trials run at once, each a process.')
 _VECTORIZE = flags.DEFINE_integer(
-    'vectorize', 1, 'Sweep: trials differing only in lr/beta/seed trained as one vmapped program.'
+    'vectorize',
+    1,
+    'Sweep: up to this many trials that differ only in traced hyperparameters (lr, loss '
+    'weights) and the seed, trained as one vmapped program.',
 )
 _DRY_RUN = flags.DEFINE_bool('dry_run', False, "Sweep: list the trials, don't run them.")
 _DISTRIBUTED = flags.DEFINE_enum(
@@ -69,7 +73,7 @@ def parse_flags(argv: list[str]):
     except flags.Error as error:
         _usage_error(_last_line(str(error)))
     except (AttributeError, KeyError) as error:
-        _usage_error(f'unknown config key {error} (see configs/default.py for every key)')
+        _usage_error(f'unknown config key {error} (docs/configs.md lists every key)')
     except (ValueError, TypeError, OSError, ImportError) as error:
         _usage_error(f'--config: {error}')
     return config

@@ -37,7 +37,7 @@ import jax
 from absl import app, flags
 
 from experiments import runtime
-from gen_models import data, parallel
+from gen_models import data, parallel, xla_settings
 
 _CONFIG = flags.DEFINE_string('config', 'dcgan_mnist', 'Config module under configs/.')
 _DEVICES = flags.DEFINE_list('devices', ['1', '2', '4', '8'], 'Device counts to measure.')
@@ -175,6 +175,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 def main(argv):
     del argv
     if _CHILD.value:
+        xla_settings.use_unrolled_threefry()  # the CPU lowering launch.py trains with
         print(json.dumps(measure(_CONFIG.value, _BATCH.value, _STEPS.value, _REPEATS.value)))
         return
     rows = [measure_in_subprocess(int(count)) for count in _DEVICES.value]

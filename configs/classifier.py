@@ -16,9 +16,8 @@ def get_config(arg: str | None = None):
     default.check_variant(arg, tuple(SETTINGS))
     dataset = arg or 'mnist'
     width, epochs = SETTINGS[dataset]
-    config = default.get_config()
+    config = default.base('classifier')
     config.lr = 1e-3
-    config.model.name = 'classifier'
     config.model.width = width
     config.model.hidden = (128,)  # feature size
     config.dataset.name = dataset

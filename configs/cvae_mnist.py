@@ -12,8 +12,7 @@ from configs import default
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ('paper',))
-    config = default.get_config()
-    config.model.name = 'vae'
+    config = default.base('vae')
     config.model.conditional = True
     config.model.net = 'mlp'
     config.model.hidden = (500,)

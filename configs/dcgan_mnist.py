@@ -14,9 +14,8 @@ from configs import default
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ('minimax', 'hinge', 'wgan_gp'))
-    config = default.get_config()
+    config = default.base('gan')
     config.lr = 2e-4
-    config.model.name = 'gan'
     config.model.net = 'conv'
     config.model.latent_dim = 100
     config.model.width = 64

@@ -53,9 +53,8 @@ def get_config(arg: str | None = None):
         config.train.sample_every = 3125
         _protocol(config)
         return config
-    config = default.get_config()
+    config = default.base('gan')
     config.model.update(
-        name='gan',
         net='mlp',
         latent_dim=100,
         hidden=(1200, 1200),

@@ -30,9 +30,7 @@ VARIANTS = {
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, tuple(VARIANTS))
-    config = default.get_config()
-    config.model.name = 'hybrid'
-    config.model.net = 'conv'
+    config = default.base('hybrid')
     config.model.latent_dim = 32
     config.model.width = 16
     config.model.code_dim = 128

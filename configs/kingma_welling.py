@@ -23,8 +23,8 @@ BATCH_SIZE = 100
 def get_config(arg: str | None = None):
     default.check_variant(arg, VARIANTS)
     variant = arg or 'mnist'
-    config = default.get_config()
-    config.model.update(name='vae', net='mlp', activation='tanh', latent_dim=20)
+    config = default.base('vae')
+    config.model.update(net='mlp', activation='tanh', latent_dim=20)
     config.optim.name = 'adagrad'
     if variant == 'mnist':
         config.model.update(hidden=(500,), likelihood='bernoulli')

@@ -5,7 +5,7 @@ from configs import default
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ())
-    config = default.get_config()
+    config = default.base('vae')
     config.train.num_steps = 1500
     config.train.eval_every = 500
     config.train.checkpoint_every = 500

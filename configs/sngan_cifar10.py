@@ -14,9 +14,8 @@ from configs import default
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ('paper',))
-    config = default.get_config()
+    config = default.base('gan')
     config.lr = 2e-4
-    config.model.name = 'gan'
     config.model.net = 'resnet'
     config.model.gan_loss = 'hinge'
     config.model.spectral_norm = True

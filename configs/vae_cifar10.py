@@ -12,8 +12,7 @@ from configs import default
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ('long', 'iwae'))
-    config = default.get_config()
-    config.model.name = 'vae'
+    config = default.base('vae')
     config.model.net = 'conv'
     config.model.latent_dim = 64
     config.model.width = 32

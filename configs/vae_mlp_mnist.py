@@ -11,8 +11,7 @@ from gen_models import sweep_algebra as hyper
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ('adam',))
-    config = default.get_config()
-    config.model.name = 'vae'
+    config = default.base('vae')
     config.model.net = 'mlp'
     config.model.hidden = (500,)
     config.model.activation = 'tanh'

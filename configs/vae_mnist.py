@@ -5,9 +5,8 @@ from configs import default
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ())
-    config = default.get_config()
+    config = default.base('vae')
     config.lr = 1e-3
-    config.model.name = 'vae'
     config.model.net = 'conv'
     config.model.latent_dim = 32
     config.model.width = 32

@@ -14,9 +14,7 @@ from configs import default
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ('paper',))
-    config = default.get_config()
-    config.model.name = 'vaegan'
-    config.model.net = 'conv'
+    config = default.base('vaegan')
     config.model.latent_dim = 32
     config.model.width = 32
     config.model.vaegan_gamma = 1.0

@@ -1,7 +1,8 @@
 """What train, eval and sample modes share: a prepared run, restore, eval, sample grids.
 
-`prepare` does everything that can fail on a bad config (validation, dataset lookup,
-image-shape check) before any compile, so errors arrive in seconds.
+`prepare` does everything that can fail on a bad config (validation, dataset lookup, what
+the model family needs of the data, what the metrics need of the model) before any compile,
+so errors arrive in seconds.
 """
 
 from __future__ import annotations
@@ -18,17 +19,10 @@ import ml_collections
 import numpy as np
 
 from experiments import logs, programs
-from experiments.config_validation import (
-    ConfigError,
-    check_image_shape,
-    check_labels,
-    validate_config,
-)
-from gen_models import data, images, parallel
+from gen_models import data, images, metrics, models, parallel, schema
 from gen_models.checkpoints import Checkpointer
-from gen_models.data import transforms
-from gen_models.metrics import FEATURE_METRICS, transformation
-from gen_models.models import ModelDef, TrainState, base, build_model
+from gen_models.config import ConfigError
+from gen_models.models import ModelDef, TrainState, build_model
 
 KEY_NAMES = ('init', 'train', 'eval', 'sample')
 
@@ -47,39 +41,24 @@ class Run:
 
 
 def prepare(config: ml_collections.ConfigDict) -> Run:
-    """Validates `config`, looks up (and if needed prepares) its dataset, builds the model."""
-    validate_config(config, num_devices=jax.device_count())
+    """Validates `config`, looks up (and if needed prepares) its dataset, builds the model;
+    the run's config has its toggles resolved (`schema.resolve`)."""
+    num_devices = jax.device_count()
+    schema.validate(config, num_devices=num_devices)
+    config = schema.resolve(config)
     try:
         info = data.dataset_info(config.dataset)
-        data.check_splits(config.dataset, metric_splits(config))
+        data.check_splits(config.dataset, metrics.splits(config))
     except data.SplitError as error:
         raise ConfigError(error.key, error.split, error.reason) from None
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError('dataset.name', config.dataset.name, str(error)) from None
-    check_image_shape(config, info.image_shape)
-    check_labels(config, info.num_classes)
+    models.family(config.model.name).validate(config, info, num_devices)
+    model = build_model(config, info)
+    metrics.check_model(config, model)
     root = jax.random.key(config.seed)
     keys = {name: jax.random.fold_in(root, index) for index, name in enumerate(KEY_NAMES)}
-    return Run(
-        config=config,
-        info=info,
-        model=build_model(config, info),
-        mesh=parallel.make_mesh(),
-        keys=keys,
-    )
-
-
-def metric_splits(config: ml_collections.ConfigDict) -> dict[str, str]:
-    """{config key: split} of the splits eval.metrics read besides the eval split."""
-    names = set(config.eval.metrics)
-    splits = {}
-    if names & set(FEATURE_METRICS):
-        splits['eval.reference_split'] = config.eval.reference_split
-    if names & {'parzen', 'parzen_reference'}:
-        splits['eval.parzen_validation_split'] = config.eval.parzen_validation_split
-    if 'parzen_reference' in names:
-        splits['eval.parzen_reference_split'] = config.eval.parzen_reference_split
-    return splits
+    return Run(config=config, info=info, model=model, mesh=parallel.make_mesh(), keys=keys)
 
 
 def initial_state(run: Run) -> TrainState:
@@ -173,15 +152,6 @@ def evaluate_state(run: Run, state: TrainState, eval_step=None) -> dict[str, flo
     return {name: float(value / count) for name, value in totals.items()}
 
 
-def class_labels(num_classes: int, num_samples: int) -> np.ndarray | None:
-    """Labels of a class-conditional grid: one row per class, about `num_samples` images
-    (at least one per class); None for unconditional models."""
-    if not num_classes:
-        return None
-    per_class = max(1, round(num_samples / num_classes))
-    return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
-
-
 def save_samples(
     run: Run,
     state: TrainState,
@@ -190,75 +160,29 @@ def save_samples(
     writer: logs.MetricWriter | None = None,
     step: int = 0,
 ) -> list[Path]:
-    """PNG grids from fixed noise (and, for encoders, fixed eval reconstructions); a
-    class-conditional model's samples have one row per class.
+    """PNG grids of the model's `sample_grids` (samples from fixed noise, reconstructions,
+    transformations, ...), as `<workdir>/samples/<name>_<tag>.png`.
 
     Every process computes them (the state spans all processes' devices); process 0 writes
     them and returns their paths, the others return [].
     """
-    config, model = run.config, run.model
-    if model.generate is None:  # a classifier: nothing to draw
+    model = run.model
+    if model.sample_grids is None:  # e.g. a classifier: nothing to draw
         return []
-    labels = class_labels(model.num_classes, config.train.num_samples)
-    num = config.train.num_samples if labels is None else len(labels)
-    grids = {
-        'samples': np.asarray(
-            jax.jit(model.generate, static_argnums=2)(state, run.keys['sample'], num, labels)
-        )
-    }
-    if model.reconstruct is not None:
-        batch = next(
-            iter(
-                data.make_eval_iterator(
-                    config.dataset, batch_size=max(config.train.num_samples // 2, 1)
-                )
-            )
-        )
-        originals = batch['image']
-        label_args = (batch['label'],) if model.num_classes else ()
-        recon = np.asarray(
-            jax.jit(model.reconstruct)(state, originals, run.keys['sample'], *label_args)
-        )
-        low, high = model.image_range
-        scaled = originals.astype(np.float32) / 255.0 * (high - low) + low
-        grids['reconstructions'] = np.stack([scaled, recon], axis=1).reshape(-1, *recon.shape[1:])
-    if model.transform is not None:
-        grids['transformations'] = transformation_grid(run, state)
+
+    def eval_batch(num: int) -> dict[str, np.ndarray]:
+        return next(iter(data.make_eval_iterator(run.config.dataset, batch_size=num)))
+
+    grids = model.sample_grids(state, run.keys['sample'], run.config.train.num_samples, eval_batch)
     if jax.process_index() != 0:
         return []
     paths = []
-    for name, grid_images in grids.items():
-        # Reconstructions come in (original, reconstruction) pairs side by side, transformations
-        # in (input, target, output) triples, class-conditional samples in one row per class.
-        if name == 'samples':
-            ncol = None if labels is None else num // model.num_classes
-        else:
-            group = 3 if name == 'transformations' else 2
-            ncol = group * int(np.ceil(np.sqrt(len(grid_images) / group)))
-        grid = images.make_grid(grid_images, ncol=ncol, value_range=model.image_range)
-        paths.append(images.save_png(workdir / 'samples' / f'{name}_{tag}.png', grid))
+    for name, grid in grids.items():
+        image = images.make_grid(grid.images, ncol=grid.ncol, value_range=model.image_range)
+        paths.append(images.save_png(workdir / 'samples' / f'{name}_{tag}.png', image))
         if writer is not None:
-            writer.write_images(step, {name: grid})
+            writer.write_images(step, {name: image})
     return paths
-
-
-def transformation_grid(run: Run, state: TrainState) -> np.ndarray:
-    """(input, target, output) triples of the first eval images, flattened for a grid.
-
-    Pairs come from `transforms.make_pair` with per-image keys folded from the sample key;
-    the output is the model's transform of the input. Images in [0, 1].
-    """
-    config = run.config
-    num = max(config.train.num_samples // 3, 1)
-    originals = next(iter(data.make_eval_iterator(config.dataset, batch_size=num)))['image']
-
-    def triples(state, originals, rng):
-        x = base.images_to_unit(originals)
-        source, target = transforms.make_pair(config.transform, x, base.index_keys(rng, num))
-        return jnp.stack([source, target, run.model.transform(state, source, rng)], axis=1)
-
-    grid = jax.jit(triples)(state, originals, run.keys['sample'])
-    return np.asarray(grid).reshape(-1, *grid.shape[2:])
 
 
 def protocol(run: Run) -> dict[str, Any]:
@@ -270,17 +194,7 @@ def protocol(run: Run) -> dict[str, Any]:
         'num_examples': config.train.eval_examples or run.info.num_eval,
         'seed': config.seed,
         'binarization': 'dynamic (fixed eval key)' if config.dataset.binarize else 'none',
-        'metric_units': 'nats per image' if config.model.name == 'vae' else 'per example',
-    } | _transform_protocol(config)
-
-
-def _transform_protocol(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """The hybrid's (x, x') pairs and how its outputs are scored; {} for other models."""
-    if config.model.name != 'hybrid':
-        return {}
-    return {
-        'transform': config.transform.to_dict(),
-        'metric_units': 'ELBO terms in nats per image; ' + transformation.PROTOCOL,
+        **run.model.protocol,
     }
 
 

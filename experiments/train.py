@@ -1,9 +1,17 @@
-"""train_and_evaluate(config, workdir): the training loop, model-agnostic.
+"""The training loop, model-agnostic, for K >= 1 trials: `train_and_evaluate` (K = 1) and
+`train_trials` (a vectorised group).
 
-Resumes from the newest readable checkpoint automatically; the data order and every
-PRNG key are functions of (seed, step), so an interrupted and resumed run computes the
-same numbers as one that never stopped. SIGINT/SIGTERM save a checkpoint and stop; a
-non-finite loss stops the run and leaves the last good checkpoint in place.
+Resumes from the newest readable checkpoint automatically; the data order and every PRNG key
+are functions of (seed, step), so an interrupted and resumed run computes the same numbers
+as one that never stopped. SIGINT/SIGTERM save a checkpoint and stop; a non-finite loss stops
+the run and leaves the last good checkpoint in place.
+
+K > 1 trials whose configs share a structure (`programs.structure`: everything but the traced
+hyperparameters and the seed) train as one compiled program, `jax.vmap` over their stacked
+states, batches (each trial keeps its seed's data order), keys and hyperparameters. Each
+trial keeps the workdir and files of a run alone (config.json, metrics.jsonl, checkpoints,
+best checkpoint, samples, results.json) and, to float tolerance, its numbers; a trial whose
+loss turns non-finite stops alone. Every feature of the loop works for both by construction.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import functools
 import signal
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +30,14 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
+from jax.sharding import NamedSharding, PartitionSpec
 
-from experiments import best_checkpoint, environment, evaluate, logs, runtime
+from experiments import best_checkpoint, environment, evaluate, logs, programs, runtime
 from gen_models import data, parallel
+from gen_models.models import DATA_AXIS
+
+# Stacked batches (trials, batch, ...) are split over the mesh along the batch axis.
+TRIALS_SPLIT = PartitionSpec(None, DATA_AXIS)
 
 
 class NonFiniteError(RuntimeError):
@@ -86,140 +100,301 @@ def _mean_metrics(window: list[dict[str, jax.Array]]) -> dict[str, float]:
     return {name: float(np.mean(values)) for name, values in stacked.items()}
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
-    """Trains `config` in `workdir` (resuming if it holds checkpoints); returns results."""
-    workdir = Path(workdir)
-    run = runtime.prepare(config)
-    train_config = config.train
-    is_lead = jax.process_index() == 0
-    workdir.mkdir(parents=True, exist_ok=True)
+def _stack(trees: Sequence[Any]) -> Any:
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
-    manager = runtime.checkpointer(run, workdir)
-    best = (
-        best_checkpoint.BestCheckpoint(workdir, config.eval.keep_best, config.eval.keep_best_mode)
-        if config.eval.keep_best
-        else None
-    )
-    restored = runtime.restore(run, manager)
-    state, start_step = restored or (runtime.initial_state(run), 0)
-    if restored is not None:
-        tqdm.tqdm.write(f'Resuming {workdir} from the checkpoint of step {start_step}.')
-    writer = logs.MetricWriter(workdir, resume_step=start_step, enabled=is_lead)
-    if is_lead:
-        logs.write_json(workdir / 'config.json', config.to_dict())
-        logs.write_json(workdir / 'environment.json', environment.collect_environment())
 
-    num_steps = train_config.num_steps
-    step_fn = runtime.train_step(run)
-    batches = data.make_train_iterator(
-        config.dataset,
-        batch_size=train_config.batch_size,
-        seed=config.seed,
+def _slice(tree: Any, index: int) -> Any:
+    return jax.tree.map(lambda x: x[index], tree)
+
+
+class Trial:
+    """One trial's run, workdir and what the loop keeps for it: checkpoints, logs, the last
+    train metrics and evaluation, and the error that stopped it (if any)."""
+
+    def __init__(self, config: ml_collections.ConfigDict, workdir: str | Path, is_lead: bool):
+        self.workdir = Path(workdir)
+        self.run = runtime.prepare(config)
+        self.config = self.run.config
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.manager = runtime.checkpointer(self.run, self.workdir)
+        evaluation = self.config.eval
+        self.best = (
+            best_checkpoint.BestCheckpoint(
+                self.workdir, evaluation.keep_best, evaluation.keep_best_mode
+            )
+            if evaluation.keep_best
+            else None
+        )
+        self.is_lead = is_lead
+        self.writer: logs.MetricWriter | None = None
+        self.last_train: dict[str, float] = {}
+        self.extra: tuple[dict, dict] | None = None  # eval.metrics (values, protocols)
+        self.error: Exception | None = None
+
+    def open_logs(self, start_step: int) -> None:
+        self.writer = logs.MetricWriter(self.workdir, resume_step=start_step, enabled=self.is_lead)
+        if self.is_lead:
+            logs.write_json(self.workdir / 'config.json', self.config.to_dict())
+            logs.write_json(self.workdir / 'environment.json', environment.collect_environment())
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.manager.close()
+        if self.best is not None:
+            self.best.close()
+
+
+def _restore(trials: list[Trial]) -> tuple[list[Any], int]:
+    """Every trial's state, replicated over the mesh, at the newest step it can restore; a
+    group restores the newest step all its trials have a checkpoint of. Fresh states at
+    step 0 when there is none."""
+    if len(trials) == 1:
+        restored = runtime.restore(trials[0].run, trials[0].manager)
+        if restored is None:
+            return [runtime.initial_state(trials[0].run)], 0
+        return [restored[0]], restored[1]
+    common = set.intersection(*(set(t.manager.all_steps()) for t in trials))
+    if not common:
+        return [runtime.initial_state(t.run) for t in trials], 0
+    step = max(common)
+    return [t.manager.restore(runtime.initial_state(t.run), step=step)[0] for t in trials], step
+
+
+def _batches(trials: list[Trial], start_step: int) -> Iterator[Any]:
+    """Each step's batch: for one trial on the devices ahead of time (every process reads its
+    slice); for a group, (trials, batch, ...) stacks of each trial's seed's batch."""
+    lead = trials[0].run
+    make = functools.partial(
+        data.make_train_iterator,
+        lead.config.dataset,
+        batch_size=lead.config.train.batch_size,
         start_step=start_step,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-        transform=functools.partial(parallel.shard_batch, mesh=run.mesh),  # on the devices ahead
     )
-    timing = {
-        'compile_s': None,
-        'wait_s': 0.0,
-        'window_start': time.perf_counter(),
-        'window_steps': 0,
-    }
-    window: list[dict[str, jax.Array]] = []
-    last_train: dict[str, float] = {}
-    extra = None  # (values, protocols) of config.eval.metrics, when they are due in training
+    if len(trials) == 1:
+        yield from make(
+            seed=lead.config.seed,
+            process_index=jax.process_index(),
+            process_count=jax.process_count(),
+            transform=functools.partial(parallel.shard_batch, mesh=lead.mesh),
+        )
+        return
+    # The data order is a function of the seed alone (the dataset config is shared), so
+    # trials with one seed share one iterator.
+    iterators = {seed: make(seed=seed) for seed in dict.fromkeys(t.config.seed for t in trials)}
+    sharding = NamedSharding(lead.mesh, TRIALS_SPLIT)
+    while True:
+        by_seed = {seed: next(iterator) for seed, iterator in iterators.items()}
+        batches = [by_seed[t.config.seed] for t in trials]
+        yield {
+            name: jax.make_array_from_process_local_data(
+                sharding, np.stack([b[name] for b in batches])
+            )
+            for name in batches[0]
+        }
+
+
+class Loop:
+    """The state of K trials training together, and what happens between steps."""
+
+    def __init__(self, trials: list[Trial]):
+        self.trials = trials
+        self.lead = trials[0].run
+        self.train_config = self.lead.config.train
+        self.num_steps = self.train_config.num_steps
+        states, self.start_step = _restore(trials)
+        if self.start_step:
+            where = trials[0].workdir if len(trials) == 1 else f'{len(trials)} trials'
+            tqdm.tqdm.write(f'Resuming {where} from the checkpoint of step {self.start_step}.')
+        if len(trials) == 1:
+            self.state = states[0]
+            train_step, rng = runtime.train_step(self.lead), self.lead.keys['train']
+            self._step = lambda state, batch: train_step(state, batch, rng)
+        else:
+            if jax.process_count() > 1:
+                raise ValueError('vectorised trials run in one process')
+            self.state = jax.device_put(
+                _stack(states), NamedSharding(self.lead.mesh, PartitionSpec())
+            )
+            compiled = programs.programs(self.lead.config, self.lead.info, self.lead.mesh)
+            keys = jnp.stack([t.run.keys['train'] for t in trials])
+            hparams = _stack([programs.hyperparameters(t.config) for t in trials])
+            self._step = lambda state, batch: compiled.vmapped_train_step(
+                state, batch, keys, hparams
+            )
+        for trial in trials:
+            trial.open_logs(self.start_step)
+        self.timing = {'compile_s': None, 'wait_s': 0.0, 'window_start': time.perf_counter()}
+        self.timing['window_steps'] = 0
+        self.window: list[Any] = []
+
+    def trial_state(self, index: int) -> Any:
+        return self.state if len(self.trials) == 1 else _slice(self.state, index)
+
+    def live(self) -> list[tuple[int, Trial]]:
+        return [(i, t) for i, t in enumerate(self.trials) if t.error is None]
+
+    def each(self, action, *args) -> None:
+        """action(i, trial, *args) for the trials still going; a NaN/Inf stops that one."""
+        for index, trial in self.live():
+            try:
+                action(index, trial, *args)
+            except NonFiniteError as error:
+                trial.error = error
+
+    def step(self, batch) -> None:
+        if self.timing['compile_s'] is None:
+            start = time.perf_counter()
+            self.state, metrics = self._step(self.state, batch)
+            jax.block_until_ready(self.state)
+            self.timing['compile_s'] = time.perf_counter() - start
+            self.timing['window_start'] = time.perf_counter()
+        else:
+            self.state, metrics = self._step(self.state, batch)
+            self.timing['window_steps'] += 1
+        self.window.append(metrics)
+
+    def log(self, step: int, progress) -> None:
+        window = self.window if len(self.trials) == 1 else jax.device_get(self.window)
+        self.each(self._log_trial, step, window, progress)
+        self.timing.update(window_start=time.perf_counter(), window_steps=0, wait_s=0.0)
+        self.window = []
+
+    def _log_trial(self, index: int, trial: Trial, step: int, window, progress) -> None:
+        trial_window = window if len(self.trials) == 1 else [_slice(m, index) for m in window]
+        trial.last_train = log_train(
+            step, trial_window, self.timing, trial, self.train_config.batch_size
+        )
+        if len(self.trials) == 1:
+            keys = (*trial.run.model.summary_keys, 'images_per_second')
+            progress.set_postfix({k: f'{v:.3g}' for k, v in trial.last_train.items() if k in keys})
+
+    def periodic(self, step: int, stopping: bool) -> None:
+        """Eval, eval.metrics, sample grids and checkpoints that fall on `step`."""
+        every = (
+            self.train_config.eval_every,
+            self.lead.config.eval.every,
+            self.train_config.sample_every,
+            self.train_config.checkpoint_every,
+        )
+        if stopping or any(n and is_due(step, n, self.num_steps) for n in every):
+            with excluded_from_rate(self.timing):
+                self.each(self._periodic_trial, step, stopping)
+
+    def _periodic_trial(self, index: int, trial: Trial, step: int, stopping: bool) -> None:
+        run, state, config = trial.run, self.trial_state(index), trial.config
+        if is_due(step, self.train_config.eval_every, self.num_steps):
+            trial.writer.write_scalars(step, runtime.evaluate_state(run, state), prefix='eval')
+        if config.eval.every and is_due(step, config.eval.every, self.num_steps):
+            trial.extra = evaluate.compute_metrics(run, state)
+            trial.writer.write_scalars(step, trial.extra[0], prefix='eval')
+            if trial.best is not None:
+                trial.best.offer(step, trial.extra[0], state)
+        if is_due(step, self.train_config.sample_every, self.num_steps):
+            runtime.save_samples(run, state, trial.workdir, f'{step:07d}', trial.writer, step)
+        if is_due(step, self.train_config.checkpoint_every, self.num_steps) or stopping:
+            save_checkpoint(trial.manager, step, state)
+
+    def results(self, index: int, trial: Trial) -> dict[str, Any]:
+        """Final evaluation of a trial that finished, written to its results.json."""
+        run, state = trial.run, self.trial_state(index)
+        if trial.config.eval.every and trial.extra is None:  # a finished run that was resumed
+            trial.extra = evaluate.compute_metrics(run, state)
+        values, protocols = trial.extra or ({}, {})
+        eval_metrics = {**runtime.evaluate_state(run, state), **values}
+        extra = {'vectorized_trials': len(self.trials)} if len(self.trials) > 1 else {}
+        return runtime.write_results(
+            run,
+            trial.workdir,
+            self.num_steps,
+            {f'eval/{k}': v for k, v in eval_metrics.items()},
+            train={f'train/{k}': v for k, v in trial.last_train.items()},
+            compile_seconds=self.timing['compile_s'],
+            metric_protocols=protocols,
+            **extra,
+        )
+
+
+def train_trials(
+    configs: Sequence[ml_collections.ConfigDict], workdirs: Sequence[str | Path]
+) -> list[dict[str, Any] | Exception]:
+    """Trains configs of one structure together (one alone is a normal run): per trial its
+    results, or the NonFiniteError that stopped it while the others went on."""
+    if len({programs.structure(config) for config in configs}) != 1:
+        raise ValueError(
+            'vectorised trials must differ only in traced hyperparameters and the seed'
+        )
+    is_lead = jax.process_index() == 0
+    trials = [
+        Trial(config, workdir, is_lead) for config, workdir in zip(configs, workdirs, strict=True)
+    ]
+    try:
+        loop = Loop(trials)
+        _run(loop)
+    finally:
+        for trial in trials:
+            trial.close()
+    return [
+        trial.error if trial.error is not None else loop.results(i, trial)
+        for i, trial in enumerate(trials)
+    ]
+
+
+def _run(loop: Loop) -> None:
+    """Steps from the start step to the last, with what falls between them."""
+    num_steps = loop.num_steps
     progress = tqdm.tqdm(
         total=num_steps,
-        initial=start_step,
+        initial=loop.start_step,
         unit='step',
+        desc=f'{len(loop.trials)} trials' if len(loop.trials) > 1 else None,
         dynamic_ncols=True,
-        disable=not (train_config.progress_bar and is_lead),
+        disable=not (loop.train_config.progress_bar and loop.trials[0].is_lead),
     )
+    batches = _batches(loop.trials, loop.start_step)
     try:
         with stop_requests() as stop:
-            for step in range(start_step + 1, num_steps + 1):
+            for step in range(loop.start_step + 1, num_steps + 1):
                 wait_start = time.perf_counter()
                 batch = next(batches)
-                timing['wait_s'] += time.perf_counter() - wait_start
-                if timing['compile_s'] is None:
-                    compile_start = time.perf_counter()
-                    state, metrics = step_fn(state, batch, run.keys['train'])
-                    jax.block_until_ready(state)
-                    timing['compile_s'] = time.perf_counter() - compile_start
-                    timing['window_start'] = time.perf_counter()
-                else:
-                    state, metrics = step_fn(state, batch, run.keys['train'])
-                    timing['window_steps'] += 1
-                window.append(metrics)
+                loop.timing['wait_s'] += time.perf_counter() - wait_start
+                loop.step(batch)
                 progress.update(1)
-
-                if is_due(step, train_config.log_every, num_steps):
-                    last_train = log_train(
-                        step, window, timing, writer, progress, train_config.batch_size, manager
-                    )
-                    window = []
-                with excluded_from_rate(timing):
-                    if is_due(step, train_config.eval_every, num_steps):
-                        writer.write_scalars(
-                            step, runtime.evaluate_state(run, state), prefix='eval'
-                        )
-                    if config.eval.every and is_due(step, config.eval.every, num_steps):
-                        extra = evaluate.compute_metrics(run, state)
-                        writer.write_scalars(step, extra[0], prefix='eval')
-                        if best is not None:
-                            best.offer(step, extra[0], state)
-                    if is_due(step, train_config.sample_every, num_steps):
-                        runtime.save_samples(run, state, workdir, f'{step:07d}', writer, step)
-                    if is_due(step, train_config.checkpoint_every, num_steps) or stop:
-                        save_checkpoint(manager, step, state)
+                if is_due(step, loop.train_config.log_every, num_steps):
+                    loop.log(step, progress)
+                loop.periodic(step, bool(stop))
                 if stop:
                     raise TrainingInterrupted(step, stop[0])
+                if not loop.live():
+                    return
     finally:
         progress.close()
-        writer.close()
-        manager.close()
-        if best is not None:
-            best.close()
-
-    eval_metrics = runtime.evaluate_state(run, state)
-    if config.eval.every and extra is None:  # a finished run that was resumed
-        extra = evaluate.compute_metrics(run, state)
-    values, protocols = extra or ({}, {})
-    return runtime.write_results(
-        run,
-        workdir,
-        num_steps,
-        {f'eval/{k}': v for k, v in {**eval_metrics, **values}.items()},
-        train={f'train/{k}': v for k, v in last_train.items()},
-        compile_seconds=timing['compile_s'],
-        metric_protocols=protocols,
-    )
 
 
-def log_train(step, window, timing, writer, progress, batch_size, manager) -> dict[str, float]:
-    """Writes the mean train metrics of the window; stops the run on NaN/Inf."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str, Any]:
+    """Trains `config` in `workdir` (resuming if it holds checkpoints); returns results."""
+    (outcome,) = train_trials([config], [workdir])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def log_train(step, window, timing, trial: Trial, batch_size: int) -> dict[str, float]:
+    """Writes the mean train metrics of the window; stops the trial on NaN/Inf."""
     means = _mean_metrics(window)
     bad = [name for name, value in means.items() if not np.isfinite(value)]
     if bad:
         raise NonFiniteError(
             f'non-finite {", ".join(bad)} at step {step}; stopping. The last good checkpoint '
-            f'(step {manager.latest_step()}) is kept.'
+            f'(step {trial.manager.latest_step()}) is kept.'
         )
     elapsed = time.perf_counter() - timing['window_start']
     if timing['window_steps']:
         means['steps_per_second'] = timing['window_steps'] / elapsed
         means['images_per_second'] = means['steps_per_second'] * batch_size
         means['input_wait_fraction'] = timing['wait_s'] / elapsed
-    writer.write_scalars(step, means, prefix='train')
-    progress.set_postfix(
-        {
-            k: f'{v:.3g}'
-            for k, v in means.items()
-            if k in ('loss', 'd_loss', 'g_loss', 'elbo', 'images_per_second')
-        }
-    )
-    timing.update(window_start=time.perf_counter(), window_steps=0, wait_s=0.0)
+    trial.writer.write_scalars(step, means, prefix='train')
     return means
 
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments import logs
-from experiments.config_validation import EXIT_USAGE
-from sweeps.report import SWEEP_FILE, TRIALS_DIR
+from gen_models.config import EXIT_USAGE
+from sweeps.ledger import SWEEP_FILE, TRIALS_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO / 'runs' / 'reproductions'

@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 
 from experiments import logs
+from sweeps.ledger import SWEEP_FILE, TRIALS_DIR
 
-SWEEP_FILE = 'sweep.json'
-TRIALS_DIR = 'trials'
 SEED_KEY = 'seed'
 MAX_LEGEND = 20
 MAX_TICKS = 10

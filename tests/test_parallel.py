@@ -27,8 +27,8 @@ import pytest
 
 from configs import dcgan_mnist
 from experiments import logs, runtime, train
-from experiments.config_validation import ConfigError, validate_config
-from gen_models import data, distributed, parallel
+from gen_models import data, distributed, parallel, schema
+from gen_models.config import ConfigError
 from tests.conftest import REPO
 
 FORCE_DEVICES = '--xla_force_host_platform_device_count={}'
@@ -268,14 +268,14 @@ def test_eval_batch_must_divide_over_the_devices():
     config = dcgan_mnist.get_config()
     config.train.eval_batch_size = 100
     with pytest.raises(ConfigError, match=r'eval_batch_size=100 .*device count \(8\)'):
-        validate_config(config, num_devices=8)
+        schema.validate(config, num_devices=8)
 
 
 def test_unknown_backend_is_an_error():
     config = dcgan_mnist.get_config()
     config.parallel.backend = 'vmap'
     with pytest.raises(ConfigError, match="parallel.backend='vmap'.*'shard_map' | 'pmap'"):
-        validate_config(config)
+        schema.validate(config)
     with pytest.raises(ValueError, match="unknown parallel backend 'vmap'"):
         parallel.train_step(lambda *args: args, parallel.make_mesh(), 'vmap')
 

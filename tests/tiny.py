@@ -11,9 +11,9 @@ def tiny(config_name: str, data_dir: str, source_dir: str = '', **train_override
     config.dataset.data_dir = data_dir
     config.dataset.source_dir = source_dir
     config.dataset.shapes_resolution = 28
-    config.model.width = 8
-    config.model.latent_dim = 4
-    config.model.hidden = (32,)
+    for key, value in (('width', 8), ('latent_dim', 4), ('hidden', (32,))):
+        if key in config.model:  # the keys of the config's family
+            config.model[key] = value
     config.train.update(
         dict(
             num_steps=4,

@@ -17,15 +17,45 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import ml_collections
 import numpy as np
 from flax import traverse_util
 
+from gen_models import config as cfg
 from gen_models import data
+from gen_models.metrics.registry import EvalContext
 from gen_models.nets import inception
-from gen_models.nets.classifier import Classifier
 
 STATS_DIR_ENV = 'GEN_MODELS_STATS_DIR'
 DEFAULT_STATS_DIR = '~/.cache/gen_models/reference_features'
+FEATURE_NETS = ('inception', 'classifier')
+
+
+def eval_defaults() -> ml_collections.ConfigDict:
+    """The `config.eval` keys of the metrics computed in a feature network's space."""
+    evaluation = ml_collections.ConfigDict()
+    evaluation.reference_split = 'train'  # fid/kid/precision_recall: real images compared
+    evaluation.reference_examples = 0  # fid/kid/precision_recall: first N of that split; 0 = all
+    evaluation.inception_path = ''  # '' -> $GEN_MODELS_INCEPTION, else
+    # ../shared/models/fid_inception/fid_inception_v3_2015_12_05.npz beside the repository
+    evaluation.stats_dir = ''  # reference-feature cache; '' -> $GEN_MODELS_STATS_DIR or
+    # ~/.cache/gen_models/reference_features
+    evaluation.feature_net = 'inception'  # fid/kid/precision_recall: 'inception' | 'classifier'
+    evaluation.classifier_workdir = ''  # workdir of a trained configs/classifier.py run:
+    # the 'classifier' feature net, the classifier score and class accuracy
+    evaluation.feature_batch_size = 32  # images per feature-network call
+    return evaluation
+
+
+EVAL_RULES: dict[str, cfg.Rule] = {
+    'eval.feature_net': cfg.choice(*FEATURE_NETS),
+    'eval.reference_examples': ((lambda v: v == 0 or v >= 2), '0 (all) or >= 2'),
+    'eval.feature_batch_size': cfg.at_least(1),
+}
+
+
+def reference_splits(config: ml_collections.ConfigDict) -> dict[str, str]:
+    return {'eval.reference_split': config.eval.reference_split}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +78,7 @@ def inception_net(path: str = '', batch_size: int = 32) -> FeatureNet:
     if not weights.is_file():
         raise FileNotFoundError(
             f'FID Inception weights not found at {weights}: set config.eval.inception_path or '
-            f'${inception.INCEPTION_ENV} (the README says how to obtain the file)'
+            f'${inception.INCEPTION_ENV} (docs/evaluation.md says how to obtain the file)'
         )
     params = inception.load_params(weights)
     model = inception.FIDInception()
@@ -72,23 +102,24 @@ def params_checksum(params: Any) -> str:
 
 
 def classifier_nets(
-    module: Classifier, params: Any, name: str, batch_size: int
+    classify: Callable[[Any, jax.Array], tuple[jax.Array, jax.Array]],
+    state: Any,
+    image_shape: tuple[int, ...],
+    name: str,
+    batch_size: int,
 ) -> tuple[FeatureNet, FeatureNet]:
-    """A trained `Classifier` as two nets sharing one checksum: its penultimate features
-    and its class probabilities."""
-    checksum = params_checksum(params)
-    variables = {'params': params}
+    """A trained classifier (`ModelDef.classify` and its state) as two nets sharing one
+    checksum, of the state's parameters: its penultimate features and its probabilities."""
+    checksum = params_checksum(state.params)
+    example = jax.ShapeDtypeStruct((1, *image_shape), np.uint8)
+    features, logits = jax.eval_shape(lambda x: classify(state, x), example)
 
     def net(suffix: str, fn: Callable, dim: int) -> FeatureNet:
         return FeatureNet(f'{name}/{suffix}', checksum, dim, batch_size, jax.jit(fn))
 
     return (
-        net('features', lambda x: module.apply(variables, x)[0], module.feature_dim),
-        net(
-            'probabilities',
-            lambda x: jax.nn.softmax(module.apply(variables, x)[1]),
-            module.num_classes,
-        ),
+        net('features', lambda x: classify(state, x)[0], features.shape[-1]),
+        net('probabilities', lambda x: jax.nn.softmax(classify(state, x)[1]), logits.shape[-1]),
     )
 
 
@@ -150,3 +181,46 @@ def reference_features(
         np.save(file, features)
     os.replace(tmp, path)
     return features
+
+
+def generated_features(context: EvalContext, kind: str = 'features') -> np.ndarray:
+    """Features of the evaluation's uint8 samples in `context.feature_net(kind)`."""
+    return context.memo(
+        ('generated_features', kind),
+        lambda: extract_features(context.feature_net(kind), context.uint8_samples()),
+    )
+
+
+def reference(context: EvalContext) -> np.ndarray:
+    """Features of the configured reference images (cached on disk)."""
+    config = context.config
+
+    def compute() -> np.ndarray:
+        return reference_features(
+            context.feature_net('features'),
+            config.dataset,
+            config.eval.reference_split,
+            config.eval.reference_examples or None,
+            stats_dir(config.eval.stats_dir),
+        )
+
+    return context.memo('reference_features', compute)
+
+
+def sample_protocol(context: EvalContext, kind: str = 'features') -> dict[str, Any]:
+    """What every metric of generated images in a feature space states."""
+    return {
+        'num_samples': len(context.uint8_samples()),
+        'samples': 'generated, quantised to uint8',
+        **context.feature_net(kind).protocol(),
+        'seed': context.config.seed,
+    }
+
+
+def feature_protocol(context: EvalContext) -> dict[str, Any]:
+    """`sample_protocol` plus the reference set: what FID, KID and precision/recall state."""
+    config = context.config
+    return {
+        **sample_protocol(context),
+        **reference_protocol(config.dataset, config.eval.reference_split, len(reference(context))),
+    }

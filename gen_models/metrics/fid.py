@@ -8,12 +8,31 @@ semi-definite, so no complex parts or non-symmetric solvers arise (rank-deficien
 of fewer samples than dimensions included).
 
 KID (Binkowski et al. 2018) is the unbiased estimate of the squared MMD with the cubic
-polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets.
+polynomial kernel k(x, y) = (x.y / d + 1)^3, averaged over random subsets. Both are metrics
+of generated images in the features of `eval.feature_net` ('fid', 'kid').
 """
 
 from __future__ import annotations
 
+import ml_collections
 import numpy as np
+
+from gen_models import config as cfg
+from gen_models.metrics import features
+from gen_models.metrics.registry import EvalContext, Metric, Protocols, Values
+
+
+def eval_defaults() -> ml_collections.ConfigDict:
+    evaluation = ml_collections.ConfigDict()
+    evaluation.kid_subsets = 100  # kid: random subset pairs averaged
+    evaluation.kid_subset_size = 1000  # kid: images per subset
+    return evaluation
+
+
+EVAL_RULES: dict[str, cfg.Rule] = {
+    'eval.kid_subsets': cfg.at_least(1),
+    'eval.kid_subset_size': cfg.at_least(2),
+}
 
 
 def gaussian_moments(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,3 +130,55 @@ def kid(
         for _ in range(num_subsets)
     ]
     return float(np.mean(values)), float(np.std(values))
+
+
+def _fid(context: EvalContext) -> tuple[Values, Protocols]:
+    value = fid(features.generated_features(context), features.reference(context))
+    protocol = {'metric': 'FID (Heusel et al. 2017)', **features.feature_protocol(context)}
+    return {'fid': value}, {'fid': protocol}
+
+
+def _kid(context: EvalContext) -> tuple[Values, Protocols]:
+    config = context.config
+    generated, reference = features.generated_features(context), features.reference(context)
+    mean, std = kid(
+        generated,
+        reference,
+        num_subsets=config.eval.kid_subsets,
+        subset_size=config.eval.kid_subset_size,
+        seed=config.seed,
+    )
+    protocol = {
+        'metric': 'KID (Binkowski et al. 2018): unbiased MMD^2, cubic polynomial kernel; '
+        'kid_std is the std over subsets',
+        'subsets': config.eval.kid_subsets,
+        'subset_size': min(config.eval.kid_subset_size, len(generated), len(reference)),
+        **features.feature_protocol(context),
+    }
+    return {'kid': mean, 'kid_std': std}, {'kid': protocol}
+
+
+_FEATURE_KEYS = ('num_samples', 'reference_split', 'reference_examples', 'feature_net')
+METRICS = (
+    Metric(
+        name='fid',
+        outputs=('fid',),
+        description='FID of generated images vs a reference split',
+        compute=_fid,
+        requires=('generate',),
+        feature_net='features',
+        splits=features.reference_splits,
+        keys=_FEATURE_KEYS,
+    ),
+    Metric(
+        name='kid',
+        outputs=('kid', 'kid_std'),
+        description='KID (unbiased MMD^2, cubic kernel, random subsets) of generated images vs '
+        'a reference split',
+        compute=_kid,
+        requires=('generate',),
+        feature_net='features',
+        splits=features.reference_splits,
+        keys=(*_FEATURE_KEYS, 'kid_subsets', 'kid_subset_size'),
+    ),
+)

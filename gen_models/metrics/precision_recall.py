@@ -7,9 +7,22 @@ manifold; recall: the fraction of real points inside the generated manifold.
 
 from __future__ import annotations
 
+import ml_collections
 import numpy as np
 
+from gen_models import config as cfg
+from gen_models.metrics import features
 from gen_models.metrics.distances import squared_distances
+from gen_models.metrics.registry import EvalContext, Metric, Protocols, Values
+
+
+def eval_defaults() -> ml_collections.ConfigDict:
+    evaluation = ml_collections.ConfigDict()
+    evaluation.pr_neighbours = 3  # precision_recall: k of the k-NN balls
+    return evaluation
+
+
+EVAL_RULES: dict[str, cfg.Rule] = {'eval.pr_neighbours': cfg.at_least(1)}
 
 
 def knn_radii(points: np.ndarray, k: int, chunk: int = 250) -> np.ndarray:
@@ -40,3 +53,36 @@ def precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3) -> tup
     precision = coverage(generated, real, knn_radii(real, k))
     recall = coverage(real, generated, knn_radii(generated, k))
     return precision, recall
+
+
+def _compute(context: EvalContext) -> tuple[Values, Protocols]:
+    k = context.config.eval.pr_neighbours
+    precision, recall = precision_recall(
+        features.reference(context), features.generated_features(context), k
+    )
+    protocol = {
+        'metric': 'improved precision and recall (Kynkaanniemi et al. 2019), k-NN balls',
+        'neighbours': k,
+        **features.feature_protocol(context),
+    }
+    return {'precision': precision, 'recall': recall}, {'precision_recall': protocol}
+
+
+METRICS = (
+    Metric(
+        name='precision_recall',
+        outputs=('precision', 'recall'),
+        description='k-NN precision and recall (Kynkaanniemi et al. 2019) in the features FID uses',
+        compute=_compute,
+        requires=('generate',),
+        feature_net='features',
+        splits=features.reference_splits,
+        keys=(
+            'num_samples',
+            'reference_split',
+            'reference_examples',
+            'feature_net',
+            'pr_neighbours',
+        ),
+    ),
+)

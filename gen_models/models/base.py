@@ -1,9 +1,11 @@
-"""The interface every model family implements, and the state it trains.
+"""The interface every model family implements, the state it trains, and shared pieces.
 
-The training loop knows nothing about GANs or VAEs: it calls a `ModelDef`'s pure
-functions. Train and eval steps are written *per device*: gradients and metrics are
-averaged with `lax.pmean` over `DATA_AXIS`, and `gen_models.parallel` maps them over
-the device mesh.
+A family is one module of `gen_models.models` exporting `FAMILY`, a `Family`: its config
+section (defaults and rules), which of its float keys are traced into compiled programs, and
+its `build(config, info) -> ModelDef`. The training loop knows nothing about GANs or VAEs:
+it calls a `ModelDef`'s pure functions. Train and eval steps are written *per device*:
+gradients and metrics are averaged with `lax.pmean` over `DATA_AXIS`, and
+`gen_models.parallel` maps them over the device mesh.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
+import ml_collections
+import numpy as np
 import optax
+
+from gen_models import nets
+from gen_models.config import ConfigError, Rule
 
 DATA_AXIS = 'data'
 
@@ -38,6 +45,19 @@ class TrainState:
 
 
 @dataclasses.dataclass(frozen=True)
+class Grid:
+    """A sample grid: images in the model's `image_range`, `ncol` per row (None: square)."""
+
+    images: np.ndarray
+    ncol: int | None = None
+
+
+# (state, rng, num_samples, eval_batch) -> {name: Grid}; eval_batch(n) gives the first n
+# examples of the eval split as uint8 numpy arrays ('image', 'label').
+SampleGrids = Callable[[Any, jax.Array, int, Callable[[int], dict]], dict[str, Grid]]
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelDef:
     """Pure functions of one model family, closed over its config.
 
@@ -56,9 +76,14 @@ class ModelDef:
     decode: (state, z, labels=None) -> images in `image_range`, for latent-variable models:
       `generate` draws z ~ N(0, I) of size `latent_dim` and decodes it; sample modes decode
       latent interpolations with it.
+    classify: (state, uint8 images) -> (features, logits), for classifiers: the feature
+      network of dataset FID/KID and of the classifier scores.
     latent_dim: size of z for `decode` (0 when there is no latent space).
     num_classes: > 0 for class-conditional models, whose `generate` and `decode` honour
-      `labels` (int32, one per image); 0 for unconditional ones, which ignore them.
+      `labels` (int32, one per image); 0 for unconditional ones.
+    summary_keys: train metrics the progress bar shows.
+    protocol: what the eval step's numbers are, for results.json (e.g. 'metric_units').
+    sample_grids: the grids a run saves (`SampleGrids`); None draws nothing.
     """
 
     init: Callable[..., TrainState]
@@ -70,8 +95,51 @@ class ModelDef:
     transform: Callable[..., jax.Array] | None = None
     log_weights: Callable[..., jax.Array] | None = None
     decode: Callable[..., jax.Array] | None = None
+    classify: Callable[..., tuple[jax.Array, jax.Array]] | None = None
     latent_dim: int = 0
     num_classes: int = 0
+    summary_keys: tuple[str, ...] = ('loss',)
+    protocol: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: {'metric_units': 'per example'}
+    )
+    sample_grids: SampleGrids | None = None
+
+
+def _no_checks(config: ml_collections.ConfigDict, info: Any, num_devices: int) -> None:
+    del config, info, num_devices
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """A model family: its part of the config and how to build it (docs/adding_a_family.md).
+
+    name: the value of `model.name` that selects it.
+    defaults: () -> the keys of `config.model` besides 'name', each with a one-line comment.
+    build: (config, info) -> ModelDef, for a dataset described by `info`.
+    rules: dotted key -> (predicate, what is allowed), checked for every config.
+    validate: (config, info, num_devices) -> None, raising `ConfigError` for combinations the
+      rules cannot state; `info` (the dataset's `DatasetInfo`) is None before data is known.
+    traced: float keys that enter compiled programs as arrays, so that configs differing only
+      in them share a compile and can be trained as one vectorised program.
+    toggles: switch key -> traced weight key, for weights whose zero once meant "off": the
+      switch decides the program's structure (None: on when the weight is not 0).
+    reads: shared keys outside `train`, `dataset`, `eval`, `optim`, `parallel` defaults
+      that only some families honour (e.g. 'dataset.binarize'); the others refuse them.
+    """
+
+    name: str
+    defaults: Callable[[], ml_collections.ConfigDict]
+    build: Callable[[ml_collections.ConfigDict, Any], ModelDef]
+    rules: Mapping[str, Rule] = dataclasses.field(default_factory=dict)
+    validate: Callable[[ml_collections.ConfigDict, Any, int], None] = _no_checks
+    traced: tuple[str, ...] = ()
+    toggles: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    reads: tuple[str, ...] = ()
+
+
+def switch(value: bool | None, weight: Any) -> bool:
+    """A toggle's value: as set, or when None (the default), whether its weight is not 0."""
+    return bool(weight != 0) if value is None else bool(value)
 
 
 def images_to_unit(images: jax.Array) -> jax.Array:
@@ -116,3 +184,70 @@ def masked_sums(per_example: Mapping[str, jax.Array], mask: jax.Array) -> Metric
     sums = {name: jnp.sum(value * mask) for name, value in per_example.items()}
     sums['count'] = jnp.sum(mask)
     return jax.lax.psum(sums, DATA_AXIS)
+
+
+def class_labels(num_classes: int, num_samples: int) -> np.ndarray | None:
+    """Labels of a class-conditional grid: one row per class, about `num_samples` images
+    (at least one per class); None for unconditional models."""
+    if not num_classes:
+        return None
+    per_class = max(1, round(num_samples / num_classes))
+    return np.repeat(np.arange(num_classes, dtype=np.int32), per_class)
+
+
+def grouped_columns(num: int, group: int) -> int:
+    """Columns of a grid of `num` images in groups of `group` side by side (pairs, triples)."""
+    return group * int(np.ceil(np.sqrt(num / group)))
+
+
+def standard_grids(
+    generate: Callable[..., jax.Array] | None,
+    reconstruct: Callable[..., jax.Array] | None,
+    num_classes: int,
+    image_range: tuple[float, float],
+) -> SampleGrids:
+    """Grids of a model: 'samples' from fixed noise (one row per class for conditional
+    models) where it generates, and with an encoder 'reconstructions': (original,
+    reconstruction) pairs of the first eval images side by side."""
+
+    def grids(state, rng, num_samples, eval_batch):
+        out = {}
+        if generate is not None:
+            labels = class_labels(num_classes, num_samples)
+            num = num_samples if labels is None else len(labels)
+            samples = np.asarray(jax.jit(generate, static_argnums=2)(state, rng, num, labels))
+            out['samples'] = Grid(samples, None if labels is None else num // num_classes)
+        if reconstruct is not None:
+            batch = eval_batch(max(num_samples // 2, 1))
+            label_args = (batch['label'],) if num_classes else ()
+            recon = np.asarray(jax.jit(reconstruct)(state, batch['image'], rng, *label_args))
+            low, high = image_range
+            scaled = batch['image'].astype(np.float32) / 255.0 * (high - low) + low
+            pairs = np.stack([scaled, recon], axis=1).reshape(-1, *recon.shape[1:])
+            out['reconstructions'] = Grid(pairs, grouped_columns(len(pairs), 2))
+        return out
+
+    return grids
+
+
+def check_labels(config: ml_collections.ConfigDict, info: Any) -> None:
+    """Class-conditional models (`model.conditional`) need a dataset with labels."""
+    if config.model.conditional and info.num_classes == 0:
+        raise ConfigError(
+            'model.conditional', True, f'False: dataset {config.dataset.name!r} has no labels'
+        )
+
+
+def check_conv_images(config: ml_collections.ConfigDict, info: Any, min_side: int = 0) -> None:
+    """Conv stacks need image sides with enough factors of two (and at least `min_side` px);
+    the error names the key that set the size."""
+    key = 'dataset.image_size' if config.dataset.image_size else 'dataset.name'
+    value = config.dataset.image_size or config.dataset.name
+    try:
+        nets.check_image_shape(info.image_shape)
+    except ValueError as error:
+        raise ConfigError(key, value, f'conv nets cannot use this size: {error}') from None
+    if min(info.image_shape[:2]) < min_side:
+        raise ConfigError(
+            key, value, f'images of at least {min_side} px per side (got {tuple(info.image_shape)})'
+        )

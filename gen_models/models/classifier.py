@@ -2,24 +2,51 @@
 
 Fast dataset metrics (FID/KID in its feature space, the classifier score) need a network
 trained on the dataset itself; this family trains one with the same loop, checkpoints and
-logs as the generative models: `launch.py --config configs/classifier_mnist.py`. It generates
-nothing (`generate` is None). Conv widths: `model.width`, doubled per stage (two stages);
+logs as the generative models: `launch.py --config configs/classifier.py:mnist`. It generates
+nothing (`generate` is None); its `classify` is what evaluation loads from its workdir
+(`eval.classifier_workdir`). Conv widths: `model.width`, doubled per stage (two stages);
 feature size: `model.hidden[0]`.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
+from gen_models import config as cfg
 from gen_models import optim
 from gen_models.models import base
 from gen_models.nets.classifier import Classifier
 
 
+def defaults() -> ml_collections.ConfigDict:
+    """`config.model` of the classifier."""
+    model = ml_collections.ConfigDict()
+    model.width = 32  # channels of the first conv stage (doubled in the second)
+    model.hidden = (500,)  # (feature size,): the penultimate layer, the feature space
+    return model
+
+
+RULES: dict[str, cfg.Rule] = {
+    'model.width': cfg.at_least(1),
+    'model.hidden': cfg.layer_sizes(),
+}
+
+
+def validate(config: ml_collections.ConfigDict, info: Any, num_devices: int) -> None:
+    del num_devices
+    if info is not None and info.num_classes < 2:
+        raise cfg.ConfigError(
+            'dataset.name', config.dataset.name, 'a dataset with class labels to classify'
+        )
+
+
 def make_net(config, info) -> Classifier:
-    """The classifier a config describes (also how evaluation rebuilds it)."""
+    """The classifier a config describes."""
     width = config.model.width
     return Classifier(
         num_classes=info.num_classes, widths=(width, 2 * width), feature_dim=config.model.hidden[0]
@@ -28,8 +55,6 @@ def make_net(config, info) -> Classifier:
 
 def build(config, info) -> base.ModelDef:
     """The classifier `ModelDef` for `config` on a labelled dataset described by `info`."""
-    if info.num_classes < 2:
-        raise ValueError(f'{config.dataset.name} has no class labels to train a classifier on')
     net = make_net(config, info)
     tx = optim.make_optimizer(config.optim, config.lr, config.train.num_steps)
 
@@ -41,6 +66,9 @@ def build(config, info) -> base.ModelDef:
             batch_stats={},
             opt_state={'classifier': tx.init(params)},
         )
+
+    def classify(state, images):
+        return net.apply({'params': state.params['classifier']}, images)
 
     def per_example(params, batch):
         _, logits = net.apply({'params': params['classifier']}, batch['image'])
@@ -75,5 +103,12 @@ def build(config, info) -> base.ModelDef:
         train_step=train_step,
         eval_step=eval_step,
         generate=None,
+        classify=classify,
         image_range=(0.0, 255.0),  # takes uint8 pixels
+        summary_keys=('loss', 'accuracy'),
     )
+
+
+FAMILY = base.Family(
+    name='classifier', defaults=defaults, build=build, rules=RULES, validate=validate
+)

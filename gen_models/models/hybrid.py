@@ -27,11 +27,12 @@ z_d ~ q_d(z | x_d) and translations x_AB = m_B(z_A), x_BA = m_A(z_B):
 where e is the other domain and z_ded ~ q_e(z | x_de) re-encodes the translation of x_d
 (cycles A->B->A and B->A->B).
 
-L_adv (adversarial_weight > 0): a small DCGAN discriminator per output domain (paired: the
+L_adv (`model.use_adversarial`; by default on when adversarial_weight > 0): a small DCGAN discriminator per output domain (paired: the
 targets x'; unpaired: A and B; `model.width`, dropout `model.d_dropout`) learns to tell real
 images of that domain from the outputs (G(m(z)); the translations) with the GAN discriminator
-loss, and the outputs' side minimises `model.gan_loss`. Both players update at once from the same step: D on the current outputs, the
-rest against the current D; D's learning rate is lr * optim.d_lr_multiplier.
+loss, and the outputs' side minimises `model.gan_loss`. Both players update at once from the
+same step: D on the current outputs, the rest against the current D; D's learning rate is
+lr * optim.d_lr_multiplier.
 
 Evaluation (per example, summed by `base.masked_sums`): the ELBO terms in nats per image and
 the accuracy of the deterministic outputs (posterior means; unpaired: the A->B translation
@@ -43,17 +44,75 @@ _psnr / _ssim: the output with the known pixels pasted back, as inpainting is us
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
+import optax
+from ml_collections import config_dict
 
+from gen_models import config as cfg
 from gen_models import losses, nets, optim
 from gen_models.data import transforms
 from gen_models.metrics import transformation
 from gen_models.models import base, vae
 
 OTHER = {'a': 'b', 'b': 'a'}
+
+
+def defaults() -> ml_collections.ConfigDict:
+    """`config.model` of the hybrid: conv VAE, Bernoulli likelihood, no discriminator."""
+    model = ml_collections.ConfigDict()
+    model.latent_dim = 16  # size of z
+    model.width = 32  # channels of the widest-resolution stage of every net
+    model.kernel_size = 4  # kernel side of every conv layer
+    model.code_dim = 128  # width of G's dense bottleneck (image -> code -> image); unpaired:
+    # of the layers the two domains' encoders and decoders share
+    model.likelihood = 'bernoulli'  # p(x|z) and p(x'|G(.)): 'bernoulli' | 'gaussian'
+    model.decoder_std = 0.1  # gaussian: (initial) std of both likelihoods
+    model.learn_decoder_std = False  # gaussian: learn those stds
+    model.beta = 1.0  # weight of the KL terms in the loss
+    model.adversarial_weight = 0.0  # weight of a DCGAN discriminator's loss on the outputs
+    # (unpaired: on both translations)
+    model.use_adversarial = config_dict.placeholder(bool)  # train that discriminator; None:
+    # if adversarial_weight != 0
+    model.d_dropout = 0.3  # dropout rate after each discriminator conv layer
+    model.gan_loss = 'non_saturating'  # the outputs' GAN loss (losses.GAN_LOSSES)
+    model.cycle_weight = 1.0  # unpaired: weight of the cycle terms A->B->A, B->A->B
+    return model
+
+
+RULES: dict[str, cfg.Rule] = {
+    'model.latent_dim': cfg.at_least(1),
+    'model.width': cfg.at_least(1),
+    'model.kernel_size': cfg.at_least(1),
+    'model.code_dim': cfg.at_least(1),
+    'model.likelihood': cfg.choice('bernoulli', 'gaussian'),
+    'model.decoder_std': cfg.positive(),
+    'model.beta': cfg.at_least(0),
+    'model.adversarial_weight': cfg.at_least(0),
+    'model.d_dropout': cfg.unit_interval(),
+    'model.gan_loss': cfg.choice(*losses.GAN_LOSSES),
+    'model.cycle_weight': cfg.at_least(0),
+}
+
+
+def validate(config: ml_collections.ConfigDict, info: Any, num_devices: int) -> None:
+    """Unpaired batches split into two domains per device; SSIM needs its window's size."""
+    batch = config.train.batch_size
+    if config.transform.pairing == 'unpaired' and batch % (2 * num_devices):
+        raise cfg.ConfigError(
+            'train.batch_size',
+            batch,
+            f'with unpaired transforms, a multiple of 2 x the device count ({2 * num_devices}): '
+            'each device splits its examples into domains A and B',
+        )
+    if info is not None:
+        base.check_conv_images(config, info, min_side=transformation.WINDOW)
 
 
 class ImageToImage(nn.Module):
@@ -88,13 +147,10 @@ def _modules(
     """The trained nets (the discriminators apart) by parameter name, with the kind of their
     input: 'image', 'latent' (z) or 'code' (a `code_dim` vector)."""
     width, kernel_size = model_config.width, model_config.kernel_size
+    channels = image_shape[-1]
 
     def decoder(net):
-        return vae.Decoder(
-            net=net,
-            initial_log_std=float(np.log(model_config.decoder_std)),
-            learn_log_std=model_config.likelihood == 'gaussian' and model_config.learn_decoder_std,
-        )
+        return vae.make_decoder(model_config, net, channels)
 
     if not unpaired:
         encoder, decoder_net = vae.make_nets(model_config, image_shape)
@@ -127,119 +183,110 @@ def _modules(
     return modules
 
 
-def build(config, info) -> base.ModelDef:
-    """The hybrid `ModelDef` for `config` on a dataset described by `info`."""
-    model_config, transform_config = config.model, config.transform
-    latent_dim = model_config.latent_dim
-    image_shape = tuple(info.image_shape)
-    unpaired = transform_config.pairing == 'unpaired'
-    adversarial = model_config.adversarial_weight > 0
-    modules = _modules(model_config, image_shape, unpaired)
-    discriminator = nets.DownConvStack(
-        outputs=1,
-        width=model_config.width,
-        kernel_size=model_config.kernel_size,
-        dropout_rate=model_config.d_dropout,
-    )
-    output_domains = ('a', 'b') if unpaired else ('target',)
-    tx = optim.make_optimizer(config.optim, config.lr, config.train.num_steps)
-    d_tx = optim.make_optimizer(
-        config.optim, config.lr * config.optim.d_lr_multiplier, config.train.num_steps
-    )
+@dataclasses.dataclass(frozen=True, eq=False)
+class Hybrid:
+    """One hybrid's networks and settings; its methods are the model's pure functions."""
 
-    def init(rng, batch):
+    modules: dict[str, tuple[nn.Module, str]]
+    discriminator: nn.Module
+    tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    likelihood: vae.Likelihood
+    transform_config: ml_collections.ConfigDict
+    latent_dim: int
+    code_dim: int
+    unpaired: bool
+    adversarial: bool
+    kind: str  # model.gan_loss
+    beta: Any  # weights: floats, or tracers inside compiled programs
+    adversarial_weight: Any
+    cycle_weight: Any
+
+    @property
+    def output_domains(self) -> tuple[str, ...]:
+        return ('a', 'b') if self.unpaired else ('target',)
+
+    def init(self, rng, batch) -> base.TrainState:
         x = base.images_to_unit(batch['image'][:1])
         inputs = {
             'image': x,
-            'latent': jnp.zeros((1, latent_dim)),
-            'code': jnp.zeros((1, model_config.code_dim)),
+            'latent': jnp.zeros((1, self.latent_dim)),
+            'code': jnp.zeros((1, self.code_dim)),
         }
-        keys = jax.random.split(rng, len(modules) + 1)
+        keys = jax.random.split(rng, len(self.modules) + 1)
         params = {
             name: module.init(key, inputs[kind], train=False)['params']
-            for key, (name, (module, kind)) in zip(keys, sorted(modules.items()))
+            for key, (name, (module, kind)) in zip(keys, sorted(self.modules.items()))
         }
-        opt_state = {'model': tx.init(params)}
-        if adversarial:
-            d_keys = jax.random.split(keys[-1], len(output_domains))
+        opt_state = {'model': self.tx.init(params)}
+        if self.adversarial:
+            d_keys = jax.random.split(keys[-1], len(self.output_domains))
             params['discriminator'] = {
-                domain: discriminator.init(key, x, train=False)['params']
-                for key, domain in zip(d_keys, output_domains)
+                domain: self.discriminator.init(key, x, train=False)['params']
+                for key, domain in zip(d_keys, self.output_domains)
             }
-            opt_state['discriminator'] = d_tx.init(params['discriminator'])
+            opt_state['discriminator'] = self.d_tx.init(params['discriminator'])
         return base.TrainState(
             step=jnp.zeros((), jnp.int32), params=params, batch_stats={}, opt_state=opt_state
         )
 
-    def apply(params, name, inputs):
-        return modules[name][0].apply({'params': params[name]}, inputs, train=False)
+    def apply(self, params, name, inputs):
+        return self.modules[name][0].apply({'params': params[name]}, inputs, train=False)
 
-    def encode(params, x, domain='a'):
+    def encode(self, params, x, domain='a'):
         """(mean, log_var) of q_domain(z | x)."""
-        if not unpaired:
-            stats = apply(params, 'encoder', x)
+        if not self.unpaired:
+            stats = self.apply(params, 'encoder', x)
         else:
-            hidden = nn.leaky_relu(apply(params, f'encoder_{domain}', x), negative_slope=0.2)
-            stats = apply(params, 'shared_encoder', hidden)
+            hidden = nn.leaky_relu(self.apply(params, f'encoder_{domain}', x), negative_slope=0.2)
+            stats = self.apply(params, 'shared_encoder', hidden)
         return jnp.split(stats, 2, axis=-1)
 
-    def decode(params, z, domain='a'):
+    def decode(self, params, z, domain='a'):
         """(logits or mean logits, log_std) of p_domain(x | z)."""
-        if not unpaired:
-            return apply(params, 'decoder', z)
-        hidden = nn.relu(apply(params, 'shared_decoder', z))
-        return apply(params, f'decoder_{domain}', hidden)
+        if not self.unpaired:
+            return self.apply(params, 'decoder', z)
+        hidden = nn.relu(self.apply(params, 'shared_decoder', z))
+        return self.apply(params, f'decoder_{domain}', hidden)
 
-    def log_likelihood(decoded, x):
-        out, log_std = decoded
-        if model_config.likelihood == 'bernoulli':
-            return losses.bernoulli_log_likelihood(out, x)
-        return losses.gaussian_log_likelihood(jax.nn.sigmoid(out), log_std, x)
+    def sample_z(self, mean, log_var, keys):
+        return vae.reparameterize(mean, log_var, base.standard_normal(keys, self.latent_dim))
 
-    def mean_image(decoded):
-        return jax.nn.sigmoid(decoded[0])
-
-    def sample_z(mean, log_var, keys):
-        return mean + jnp.exp(0.5 * log_var) * base.standard_normal(keys, latent_dim)
-
-    def elbo_terms(params, x, keys, domain='a'):
+    def elbo_terms(self, params, x, keys, domain='a'):
         """Per-example ELBO terms of x under domain `domain`, the sampled z and its decoding."""
-        mean, log_var = encode(params, x, domain)
-        z = sample_z(mean, log_var, keys)
-        decoded = decode(params, z, domain)
-        log_lik = log_likelihood(decoded, x)
-        kl = losses.kl_to_standard_normal(mean, log_var)
-        return {'log_likelihood': log_lik, 'kl': kl, 'elbo': log_lik - kl}, z, decoded
+        mean, log_var = self.encode(params, x, domain)
+        z = self.sample_z(mean, log_var, keys)
+        decoded = self.decode(params, z, domain)
+        return vae.elbo_terms(self.likelihood.log_prob(decoded, x), mean, log_var), z, decoded
 
-    def translate(params, images):
+    def translate(self, params, images):
         """The deterministic output for inputs in [0, 1]: from the posterior mean, G's mean
         image (paired) or the A->B translation (unpaired)."""
-        mean, _ = encode(params, images, 'a')
-        if unpaired:
-            return mean_image(decode(params, mean, 'b'))
-        return mean_image(apply(params, 'generator', mean_image(decode(params, mean))))
+        mean, _ = self.encode(params, images, 'a')
+        if self.unpaired:
+            return self.likelihood.mean(self.decode(params, mean, 'b'))
+        decoded = self.likelihood.mean(self.decode(params, mean))
+        return self.likelihood.mean(self.apply(params, 'generator', decoded))
 
-    def pair_keys(batch, rng):
-        """The per-example keys of the transformation (noise, random masks)."""
-        return base.example_keys(rng, batch['image'].shape[0])
+    def pairs(self, batch, keys):
+        """(input, target) of every example; `keys` (one per example) draw noise and masks."""
+        return transforms.make_pair(
+            self.transform_config, base.images_to_unit(batch['image']), keys
+        )
 
-    def pairs(batch, keys):
-        return transforms.make_pair(transform_config, base.images_to_unit(batch['image']), keys)
-
-    def paired_objective(params, source, target, rng):
+    def paired_objective(self, params, source, target, rng):
         """(loss, metrics, real outputs, outputs) of a paired batch."""
-        terms, _, decoded = elbo_terms(params, source, base.example_keys(rng, source.shape[0]))
-        output = apply(params, 'generator', mean_image(decoded))
-        terms['transform_log_likelihood'] = log_likelihood(output, target)
+        keys = base.example_keys(rng, source.shape[0])
+        terms, _, decoded = self.elbo_terms(params, source, keys)
+        output = self.apply(params, 'generator', self.likelihood.mean(decoded))
+        terms['transform_log_likelihood'] = self.likelihood.log_prob(output, target)
         loss = -jnp.mean(
-            terms['log_likelihood']
-            - model_config.beta * terms['kl']
-            + terms['transform_log_likelihood']
+            terms['log_likelihood'] - self.beta * terms['kl'] + terms['transform_log_likelihood']
         )
         metrics = {name: jnp.mean(value) for name, value in terms.items()}
-        return loss, metrics, {'target': target}, {'target': mean_image(output)}
+        return loss, metrics, {'target': target}, {'target': self.likelihood.mean(output)}
 
-    def unpaired_objective(params, source, target, rng):
+    def unpaired_objective(self, params, source, target, rng):
         """(loss, metrics, real images, translations) per domain of an unpaired batch."""
         x = {'a': source[0::2], 'b': target[1::2]}
         half = x['a'].shape[0]
@@ -247,146 +294,234 @@ def build(config, info) -> base.ModelDef:
         loss, metrics, translations = 0.0, {}, {}
         for index, domain in enumerate(OTHER):
             keys = base.example_keys(jax.random.fold_in(vae_rng, index), half)
-            terms, z, _ = elbo_terms(params, x[domain], keys, domain)
-            loss += -jnp.mean(terms['log_likelihood'] - model_config.beta * terms['kl'])
+            terms, z, _ = self.elbo_terms(params, x[domain], keys, domain)
+            loss += -jnp.mean(terms['log_likelihood'] - self.beta * terms['kl'])
             for name, value in terms.items():
                 metrics[name if domain == 'a' else f'{name}_b'] = jnp.mean(value)
-            translations[OTHER[domain]] = mean_image(decode(params, z, OTHER[domain]))
+            translations[OTHER[domain]] = self.likelihood.mean(
+                self.decode(params, z, OTHER[domain])
+            )
         cycle = 0.0
         for index, domain in enumerate(OTHER):
             keys = base.example_keys(jax.random.fold_in(cycle_rng, index), half)
-            mean, log_var = encode(params, translations[OTHER[domain]], OTHER[domain])
-            decoded = decode(params, sample_z(mean, log_var, keys), domain)
+            mean, log_var = self.encode(params, translations[OTHER[domain]], OTHER[domain])
+            decoded = self.decode(params, self.sample_z(mean, log_var, keys), domain)
             cycle += -jnp.mean(
-                log_likelihood(decoded, x[domain])
-                - model_config.beta * losses.kl_to_standard_normal(mean, log_var)
+                self.likelihood.log_prob(decoded, x[domain])
+                - self.beta * losses.kl_to_standard_normal(mean, log_var)
             )
         metrics['cycle_loss'] = cycle
-        return loss + model_config.cycle_weight * cycle, metrics, x, translations
+        return loss + self.cycle_weight * cycle, metrics, x, translations
 
-    objective = unpaired_objective if unpaired else paired_objective
-
-    def discriminate(d_params, images, rng):
+    def discriminate(self, d_params, images, rng):
         """Training logits of D; example i's dropout masks come from its own key (by its index
         in the global batch), so they do not depend on the device count."""
         keys = base.example_keys(rng, images.shape[0])
 
         def one(image, key):
-            logits = discriminator.apply(
+            logits = self.discriminator.apply(
                 {'params': d_params}, 2.0 * image[None] - 1.0, train=True, rngs={'dropout': key}
             )
             return logits[0, 0]
 
         return jax.vmap(one)(images, keys)
 
-    def generator_loss(d_params, outputs, rng):
+    def generator_loss(self, d_params, outputs, rng):
         return sum(
             jnp.mean(
                 losses.generator_loss(
-                    discriminate(d_params[domain], outputs[domain], jax.random.fold_in(rng, i)),
-                    model_config.gan_loss,
+                    self.discriminate(
+                        d_params[domain], outputs[domain], jax.random.fold_in(rng, i)
+                    ),
+                    self.kind,
                 )
             )
-            for i, domain in enumerate(output_domains)
+            for i, domain in enumerate(self.output_domains)
         )
 
-    def discriminator_loss(d_params, reals, outputs, rng):
+    def discriminator_loss(self, d_params, reals, outputs, rng):
         real_rng, fake_rng = jax.random.split(rng)
         return sum(
             jnp.mean(
                 losses.discriminator_loss(
-                    discriminate(d_params[domain], reals[domain], jax.random.fold_in(real_rng, i)),
-                    discriminate(
+                    self.discriminate(
+                        d_params[domain], reals[domain], jax.random.fold_in(real_rng, i)
+                    ),
+                    self.discriminate(
                         d_params[domain], outputs[domain], jax.random.fold_in(fake_rng, i)
                     ),
-                    model_config.gan_loss,
+                    self.kind,
                 )
             )
-            for i, domain in enumerate(output_domains)
+            for i, domain in enumerate(self.output_domains)
         )
 
-    def train_step(state, batch, rng):
+    def train_step(self, state, batch, rng):
         pair_rng, z_rng, g_rng, d_rng = jax.random.split(rng, 4)
-        source, target = pairs(batch, pair_keys(batch, pair_rng))
+        source, target = self.pairs(batch, base.example_keys(pair_rng, batch['image'].shape[0]))
+        objective = self.unpaired_objective if self.unpaired else self.paired_objective
         model_params = {k: v for k, v in state.params.items() if k != 'discriminator'}
 
         def loss_fn(params):
             loss, metrics, reals, outputs = objective(params, source, target, z_rng)
-            if adversarial:
-                metrics['g_loss'] = generator_loss(state.params['discriminator'], outputs, g_rng)
-                loss = loss + model_config.adversarial_weight * metrics['g_loss']
+            if self.adversarial:
+                metrics['g_loss'] = self.generator_loss(
+                    state.params['discriminator'], outputs, g_rng
+                )
+                loss = loss + self.adversarial_weight * metrics['g_loss']
             return loss, (metrics, reals, outputs)
 
         (loss, (metrics, reals, outputs)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             model_params
         )
         grads = jax.lax.pmean(grads, base.DATA_AXIS)
-        params, model_opt = base.apply_gradients(tx, grads, state.opt_state['model'], model_params)
+        params, model_opt = base.apply_gradients(
+            self.tx, grads, state.opt_state['model'], model_params
+        )
         opt_state = {'model': model_opt}
-        if adversarial:
-            d_loss, d_grads = jax.value_and_grad(discriminator_loss)(
+        if self.adversarial:
+            d_loss, d_grads = jax.value_and_grad(self.discriminator_loss)(
                 state.params['discriminator'], reals, jax.lax.stop_gradient(outputs), d_rng
             )
             d_grads = jax.lax.pmean(d_grads, base.DATA_AXIS)
             params['discriminator'], opt_state['discriminator'] = base.apply_gradients(
-                d_tx, d_grads, state.opt_state['discriminator'], state.params['discriminator']
+                self.d_tx, d_grads, state.opt_state['discriminator'], state.params['discriminator']
             )
             metrics['d_loss'] = d_loss
         metrics['loss'] = loss
         new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
         return new_state, jax.lax.pmean(metrics, base.DATA_AXIS)
 
-    def eval_step(state, batch, rng):
+    def eval_step(self, state, batch, rng):
         pair_rng, z_rng = jax.random.split(rng)
         params = state.params
-        keys_of_pairs = pair_keys(batch, pair_rng)
-        source, target = pairs(batch, keys_of_pairs)
+        keys_of_pairs = base.example_keys(pair_rng, batch['image'].shape[0])
+        source, target = self.pairs(batch, keys_of_pairs)
         keys = base.example_keys(z_rng, source.shape[0])
-        per_example, _, decoded = elbo_terms(params, source, keys)
-        if unpaired:
-            terms_b, _, _ = elbo_terms(params, target, keys, 'b')
+        per_example, _, decoded = self.elbo_terms(params, source, keys)
+        if self.unpaired:
+            terms_b, _, _ = self.elbo_terms(params, target, keys, 'b')
             per_example.update({f'{name}_b': value for name, value in terms_b.items()})
         else:
-            output = apply(params, 'generator', mean_image(decoded))
-            per_example['transform_log_likelihood'] = log_likelihood(output, target)
+            output = self.apply(params, 'generator', self.likelihood.mean(decoded))
+            per_example['transform_log_likelihood'] = self.likelihood.log_prob(output, target)
             per_example['objective'] = per_example['elbo'] + per_example['transform_log_likelihood']
-        outputs = translate(params, source)
-        per_example.update(transformation.scores(outputs, target))
-        if transform_config.name == 'mask':  # Inpainting: known pixels kept, the rest filled.
-            known = transforms.mask(jnp.ones_like(source), transform_config.mask, keys_of_pairs)
-            completed = transformation.scores(known * source + (1 - known) * outputs, target)
-            per_example.update({f'completed_{name}': value for name, value in completed.items()})
-        identity = transformation.scores(source, target)
-        per_example.update({f'identity_{name}': value for name, value in identity.items()})
+        per_example.update(self.output_scores(params, source, target, keys_of_pairs))
         return base.masked_sums(per_example, batch['mask'])
 
-    def transform(state, images, rng):
+    def output_scores(self, params, source, target, keys_of_pairs):
+        """MSE, PSNR and SSIM of the outputs, of the untransformed inputs ('identity_*') and,
+        for inpainting, of the outputs with the known pixels pasted back ('completed_*')."""
+        outputs = self.translate(params, source)
+        scores = transformation.scores(outputs, target)
+        if self.transform_config.name == 'mask':
+            known = transforms.mask(
+                jnp.ones_like(source), self.transform_config.mask, keys_of_pairs
+            )
+            completed = transformation.scores(known * source + (1 - known) * outputs, target)
+            scores.update({f'completed_{name}': value for name, value in completed.items()})
+        identity = transformation.scores(source, target)
+        scores.update({f'identity_{name}': value for name, value in identity.items()})
+        return scores
+
+    def transform(self, state, images, rng):
         """Outputs for model inputs `images` in [0, 1] (e.g. masked or noisy ones)."""
         del rng  # Decodes posterior means: deterministic outputs.
-        return translate(state.params, images)
+        return self.translate(state.params, images)
 
-    def decode_latents(state, z, labels=None):
+    def decode_latents(self, state, z, labels=None):
         del labels  # Unconditional.
-        return mean_image(decode(state.params, z))
+        return self.likelihood.mean(self.decode(state.params, z))
 
-    def generate(state, rng, num, labels=None):
-        return decode_latents(
-            state, base.standard_normal(base.index_keys(rng, num), latent_dim), labels
-        )
+    def generate(self, state, rng, num, labels=None):
+        z = base.standard_normal(base.index_keys(rng, num), self.latent_dim)
+        return self.decode_latents(state, z, labels)
 
-    def reconstruct(state, images, rng):
+    def reconstruct(self, state, images, rng):
         del rng  # Decodes the posterior mean.
-        mean, _ = encode(state.params, base.images_to_unit(images))
-        return mean_image(decode(state.params, mean))
+        mean, _ = self.encode(state.params, base.images_to_unit(images))
+        return self.likelihood.mean(self.decode(state.params, mean))
+
+    def transformation_grid(self, state, rng, num_samples, eval_batch) -> base.Grid:
+        """(input, target, output) triples of the first eval images, side by side; pairs come
+        from per-image keys folded from `rng`. Images in [0, 1]."""
+        num = max(num_samples // 3, 1)
+        originals = eval_batch(num)['image']
+
+        def triples(state, originals, rng):
+            x = base.images_to_unit(originals)
+            source, target = transforms.make_pair(
+                self.transform_config, x, base.index_keys(rng, num)
+            )
+            return jnp.stack([source, target, self.transform(state, source, rng)], axis=1)
+
+        grid = np.asarray(jax.jit(triples)(state, originals, rng))
+        images = grid.reshape(-1, *grid.shape[2:])
+        return base.Grid(images, base.grouped_columns(len(images), 3))
+
+
+def build(config, info) -> base.ModelDef:
+    """The hybrid `ModelDef` for `config` on a dataset described by `info`."""
+    model_config = config.model
+    unpaired = config.transform.pairing == 'unpaired'
+    num_steps = config.train.num_steps
+    hybrid = Hybrid(
+        modules=_modules(model_config, tuple(info.image_shape), unpaired),
+        discriminator=nets.DownConvStack(
+            outputs=1,
+            width=model_config.width,
+            kernel_size=model_config.kernel_size,
+            dropout_rate=model_config.d_dropout,
+        ),
+        tx=optim.make_optimizer(config.optim, config.lr, num_steps),
+        d_tx=optim.make_optimizer(
+            config.optim, config.lr * config.optim.d_lr_multiplier, num_steps
+        ),
+        likelihood=vae.Likelihood(model_config.likelihood),
+        transform_config=config.transform,
+        latent_dim=model_config.latent_dim,
+        code_dim=model_config.code_dim,
+        unpaired=unpaired,
+        adversarial=base.switch(model_config.use_adversarial, model_config.adversarial_weight),
+        kind=model_config.gan_loss,
+        beta=model_config.beta,
+        adversarial_weight=model_config.adversarial_weight,
+        cycle_weight=model_config.cycle_weight,
+    )
+    image_range = (0.0, 1.0)
+    standard = base.standard_grids(hybrid.generate, hybrid.reconstruct, 0, image_range)
+
+    def sample_grids(state, rng, num_samples, eval_batch):
+        grids = standard(state, rng, num_samples, eval_batch)
+        grids['transformations'] = hybrid.transformation_grid(state, rng, num_samples, eval_batch)
+        return grids
 
     return base.ModelDef(
-        init=init,
-        train_step=train_step,
-        eval_step=eval_step,
-        generate=generate,
-        reconstruct=reconstruct,
-        transform=transform,
-        decode=decode_latents,
-        latent_dim=latent_dim,
-        image_range=(0.0, 1.0),
+        init=hybrid.init,
+        train_step=hybrid.train_step,
+        eval_step=hybrid.eval_step,
+        generate=hybrid.generate,
+        reconstruct=hybrid.reconstruct,
+        transform=hybrid.transform,
+        decode=hybrid.decode_latents,
+        latent_dim=hybrid.latent_dim,
+        image_range=image_range,
+        summary_keys=('loss', 'elbo', 'd_loss', 'g_loss'),
+        protocol={
+            'transform': config.transform.to_dict(),
+            'metric_units': 'ELBO terms in nats per image; ' + transformation.PROTOCOL,
+        },
+        sample_grids=sample_grids,
     )
+
+
+FAMILY = base.Family(
+    name='hybrid',
+    defaults=defaults,
+    build=build,
+    rules=RULES,
+    validate=validate,
+    traced=('model.beta', 'model.adversarial_weight', 'model.cycle_weight'),
+    toggles={'model.use_adversarial': 'model.adversarial_weight'},
+    reads=('transform.*', 'optim.d_lr_multiplier'),
+)

@@ -5,7 +5,7 @@ in its FID variant (pytorch-fid's `FIDInceptionA/C/E`): average pools that do no
 padding, and a max pool in the last block's pool branch. Every conv is followed by batch norm
 without scale (beta, running mean and variance, epsilon 1e-3) and ReLU. Weights come from an
 `.npz` file of PyTorch-layout arrays (see `load_params`); where to get it: `INCEPTION_ENV` and
-the README.
+docs/evaluation.md.
 
 Input: (N, 299, 299, 3) floats scaled `(uint8 - 128) / 128`; `preprocess` makes them from
 uint8 images of any size (legacy TF bilinear resize, as the original TF graph does).

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from configs import default
-from experiments.config_validation import validate_config
-from sweeps import sweep
+from gen_models import config as cfg
+from gen_models import schema
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / 'configs'
 
@@ -36,6 +36,6 @@ def _shipped() -> list[tuple[str, str | None]]:
 def test_config_and_its_sweep_are_valid(name, variant):
     module = importlib.import_module(f'configs.{name}')
     config = module.get_config(variant)
-    validate_config(config)
+    schema.validate(config)
     for overrides in module.get_sweep(variant) if hasattr(module, 'get_sweep') else ():
-        validate_config(sweep.apply_overrides(config, overrides))
+        schema.validate(cfg.apply_overrides(config, overrides))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -10,17 +11,17 @@ import numpy as np
 import pytest
 
 from experiments import best_checkpoint, evaluate, logs, runtime, train
-from experiments.config_validation import ConfigError, validate_config
-from gen_models import data
+from gen_models import data, schema
 from gen_models.checkpoints import Checkpointer
-from gen_models.metrics import OUTPUTS, likelihood
+from gen_models.config import ConfigError
+from gen_models.metrics import METRICS, parzen
 from gen_models.nets import inception
 from tests.conftest import REPO
 from tests.tiny import tiny
 
 
-def _eval_config(data_dir, tmp_path, metrics):
-    config = tiny('quickstart', data_dir, num_steps=20, eval_every=20, checkpoint_every=20)
+def _eval_config(data_dir, tmp_path, metrics, config_name='quickstart'):
+    config = tiny(config_name, data_dir, num_steps=20, eval_every=20, checkpoint_every=20)
     config.eval.update(
         metrics=metrics,
         num_samples=6,
@@ -88,9 +89,9 @@ def test_parzen_reference_scores_real_images_once_per_run_and_class_means_add_up
     config = _eval_config(data_dir, tmp_path, ('parzen', 'parzen_reference'))
     config.eval.every = 10
     calls = []
-    original = likelihood.parzen_window
+    original = parzen.parzen_window
     monkeypatch.setattr(
-        likelihood, 'parzen_window', lambda *a, **k: calls.append(1) or original(*a, **k)
+        parzen, 'parzen_window', lambda *a, **k: calls.append(1) or original(*a, **k)
     )
     results = train.train_and_evaluate(config, tmp_path)
     metrics, protocols = results['metrics'], results['metric_protocols']
@@ -105,7 +106,7 @@ def test_parzen_reference_scores_real_images_once_per_run_and_class_means_add_up
         config.dataset, config.dataset.eval_split, config.train.eval_examples
     )
     sigma = protocols['parzen_reference']['sigma']
-    direct = likelihood.parzen_log_likelihoods(real, test['image'] / 255.0, [sigma])[0]
+    direct = parzen.parzen_log_likelihoods(real, test['image'] / 255.0, [sigma])[0]
     assert metrics['eval/parzen_reference'] == pytest.approx(direct.mean())
     assert protocols['parzen_reference']['centres_split'] == 'train'
     labels = test['label']
@@ -137,7 +138,7 @@ def test_keep_best_keeps_and_evaluates_the_checkpoint_of_the_best_validation_val
     assert results['metrics']['eval/parzen_validation'] == pytest.approx(logged[best_step])
     # Each metric reports exactly the values metrics.OUTPUTS names (what keep_best may use).
     reported = {name.removeprefix('eval/') for name in results['metrics']}
-    assert reported >= {value for name in ('iwae', 'parzen') for value in OUTPUTS[name]}
+    assert reported >= {value for name in ('iwae', 'parzen') for value in METRICS[name].outputs}
     assert 'kid' not in reported and 'fid' not in reported
 
 
@@ -174,25 +175,43 @@ def test_keep_best_settings_that_cannot_work_are_config_errors(overrides, key):
     config.eval.metrics = ('parzen',)
     config.update_from_flattened_dict(overrides)
     with pytest.raises(ConfigError) as error:
-        validate_config(config)
+        schema.validate(config)
     assert error.value.key == key
 
 
 @pytest.mark.parametrize(
-    'metrics,model,allowed',
+    'metrics,allowed',
     [
-        (('fid', 'bleu'), 'vae', "'iwae' | 'fid' | 'kid' | 'precision_recall' | 'parzen'"),
-        (('fid', 'fid'), 'vae', 'distinct names'),
-        (('iwae',), 'gan', 'needs a model with an encoder'),
+        (('fid', 'bleu'), "'iwae' | 'fid' | 'kid' | 'precision_recall' | 'parzen'"),
+        (('fid', 'fid'), 'distinct names'),
     ],
 )
-def test_bad_metric_names_are_config_errors(metrics, model, allowed):
+def test_bad_metric_names_are_config_errors(metrics, allowed):
     config = tiny('quickstart', '')
-    config.model.name = model
     config.eval.metrics = metrics
     with pytest.raises(ConfigError, match='config.eval.metrics=') as error:
-        validate_config(config)
+        schema.validate(config)
     assert allowed in str(error.value)
+
+
+@pytest.mark.parametrize(
+    'config_name,metrics,needed',
+    [
+        ('dcgan_mnist', ('iwae',), 'a model with importance log-weights (an encoder)'),
+        ('classifier', ('parzen',), 'a generative model'),
+        ('dcgan_mnist', ('class_accuracy',), 'a class-conditional model'),
+    ],
+)
+def test_metrics_a_model_cannot_serve_are_refused_before_any_compile(
+    data_dir, tmp_path, config_name, metrics, needed
+):
+    config = tiny(config_name, data_dir)
+    config.dataset.name = 'shapes'
+    config.eval.metrics = metrics
+    (tmp_path / 'config.json').write_text('{}')  # a classifier run is never read: refused first
+    config.eval.classifier_workdir = str(tmp_path)
+    with pytest.raises(ConfigError, match=re.escape(f'{metrics[0]!r} needs {needed}')):
+        runtime.prepare(config)
 
 
 @pytest.mark.parametrize(
@@ -248,9 +267,8 @@ def test_classifier_trains_and_serves_as_feature_net(data_dir, shared_data, tmp_
     trained = _tiny_classifier(data_dir, shared_data, tmp_path / 'classifier')
     assert trained['metrics']['eval/accuracy'] > 0.5  # 10 classes: chance is 0.1
     names = ('fid', 'kid', 'classifier_score', 'precision_recall')
-    config = _eval_config(data_dir, tmp_path, names)
+    config = _eval_config(data_dir, tmp_path, names, 'dcgan_mnist')
     config.dataset.update(name='mnist', source_dir=str(shared_data))
-    config.model.name = 'gan'
     config.eval.update(
         feature_net='classifier',
         classifier_workdir=str(tmp_path / 'classifier'),
@@ -280,6 +298,6 @@ def test_saved_configs_of_older_runs_load_on_todays_defaults(tmp_path):
     del written['eval']  # a run from before the eval block existed
     (tmp_path / 'config.json').write_text(json.dumps(written))
     config = evaluate.saved_config(tmp_path)
-    validate_config(config)
+    schema.validate(config)
     assert config.model.name == 'classifier' and config.model.hidden == (32,)
     assert config.dataset.data_dir == 'somewhere' and config.eval.metrics == ()

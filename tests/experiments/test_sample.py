@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 
 from experiments import runtime, sample, train
+from gen_models.models import base
 from tests.tiny import tiny
 
 
@@ -34,7 +35,7 @@ def test_slerp_of_parallel_vectors_is_linear():
     'num_classes,num_samples,expected', [(0, 64, None), (10, 64, 6), (3, 2, 1)]
 )
 def test_class_labels_one_row_per_class(num_classes, num_samples, expected):
-    labels = runtime.class_labels(num_classes, num_samples)
+    labels = base.class_labels(num_classes, num_samples)
     if expected is None:
         assert labels is None
         return

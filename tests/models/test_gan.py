@@ -11,8 +11,8 @@ import pytest
 
 from configs import cgan_mnist, dcgan_cifar10, dcgan_mnist, goodfellow_parzen, sngan_cifar10
 from experiments import runtime
-from experiments.config_validation import ConfigError, validate_config
-from gen_models import parallel
+from gen_models import parallel, schema
+from gen_models.config import ConfigError
 
 STEPS = 3
 VARIANTS = {
@@ -214,7 +214,7 @@ def test_eval_step_of_conditional_spectral_norm_gan(runs):
     ],
 )
 def test_config_variants_are_valid(module, arg):
-    validate_config(module.get_config(arg), num_devices=8)
+    schema.validate(module.get_config(arg), num_devices=8)
 
 
 @pytest.mark.parametrize(
@@ -238,5 +238,5 @@ def test_inconsistent_gan_settings_are_config_errors(overrides, key):
     config = dcgan_mnist.get_config()
     config.update_from_flattened_dict(overrides)
     with pytest.raises(ConfigError) as error:
-        validate_config(config, num_devices=8)
+        schema.validate(config, num_devices=8)
     assert error.value.key == key

@@ -8,10 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from configs import hybrid_shapes
+from configs import default, hybrid_shapes
 from experiments import runtime, sample, train
-from experiments.config_validation import ConfigError, check_image_shape, validate_config
-from gen_models import data, parallel
+from gen_models import data, parallel, schema
+from gen_models.config import ConfigError
 
 
 def tiny(data_dir: str, variant: str = 'rotate90', lr: float = 3e-3, **train_overrides):
@@ -104,7 +104,14 @@ def test_train_and_sample_write_results_and_transformation_grids(data_dir, tmp_p
 def test_transformation_grid_holds_input_target_output(data_dir):
     run = runtime.prepare(tiny(data_dir, 'inpaint'))
     state = runtime.initial_state(run)
-    grid = runtime.transformation_grid(run, state).reshape(2, 3, 16, 16, 1)
+    grids = run.model.sample_grids(
+        state,
+        run.keys['sample'],
+        6,
+        lambda n: next(iter(data.make_eval_iterator(run.config.dataset, batch_size=n))),
+    )
+    assert grids['transformations'].ncol == 6
+    grid = grids['transformations'].images.reshape(2, 3, 16, 16, 1)
     source, target, output = grid[:, 0], grid[:, 1], grid[:, 2]
     images = next(iter(data.make_eval_iterator(run.config.dataset, batch_size=2)))['image']
     np.testing.assert_allclose(target, images / 255.0, atol=1e-7)
@@ -130,36 +137,43 @@ def _with(**flat):
         (_with(**{'transform.noise_std': -0.1}), 'transform.noise_std', '>= 0'),
         (_with(**{'transform.pairing': 'both'}), 'transform.pairing', "'paired' | 'unpaired'"),
         (_with(**{'model.adversarial_weight': -1.0}), 'model.adversarial_weight', '>= 0'),
-        (_with(**{'model.net': 'mlp'}), 'model.net', "uses 'conv' nets"),
+        (_with(**{'model.likelihood': 'logistic'}), 'model.likelihood', "'bernoulli' | 'gaussian'"),
         (
-            _with(**{'model.name': 'vae'}),
-            'transform.name',
-            "'none' unless model.name='hybrid'",
+            _with(**{'model.use_adversarial': False, 'model.adversarial_weight': 1.0}),
+            'model.adversarial_weight',
+            '0 when config.model.use_adversarial=False',
         ),
     ],
 )
 def test_bad_transform_settings_are_config_errors(config, key, allowed):
     with pytest.raises(ConfigError) as error:
-        validate_config(config)
+        schema.validate(config)
     assert error.value.key == key and allowed in str(error.value)
 
 
 def test_unpaired_batches_split_into_two_domains_per_device():
     config = hybrid_shapes.get_config('unpaired')
     config.train.batch_size = 24
-    validate_config(config, num_devices=4)
+    schema.validate(config, num_devices=4)
     with pytest.raises(
         ConfigError, match=r'batch_size=24 .*multiple of 2 x the device count \(16\)'
     ):
-        validate_config(config, num_devices=8)
+        schema.validate(config, num_devices=8)
 
 
 def test_images_smaller_than_the_ssim_window_are_refused():
     config = hybrid_shapes.get_config()
     config.dataset.shapes_resolution = 8
-    with pytest.raises(ConfigError, match='SSIM with an 11 px window'):
-        check_image_shape(config, (8, 8, 1))
-    check_image_shape(config, (16, 16, 1))
+    with pytest.raises(ConfigError, match='at least 11 px per side'):
+        schema.validate(config, info=data.DatasetInfo((8, 8, 1), 0, 10, 10))
+    schema.validate(config, info=data.DatasetInfo((16, 16, 1), 0, 10, 10))
+
+
+def test_transforms_are_refused_for_families_that_make_no_pairs():
+    config = default.base('vae')
+    config.transform.name = 'rotate'
+    with pytest.raises(ConfigError, match="model family 'vae' does not read it"):
+        schema.validate(config)
 
 
 def test_inpainting_scores_the_completed_image_with_known_pixels_kept(data_dir):

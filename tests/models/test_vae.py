@@ -11,8 +11,8 @@ import scipy.special
 import scipy.stats
 
 from configs import default
-from experiments.config_validation import ConfigError, validate_config
-from gen_models import data, parallel
+from gen_models import data, parallel, schema
+from gen_models.config import ConfigError
 from gen_models.models import vae
 
 IMAGE_SHAPE = (6, 6, 1)
@@ -198,12 +198,12 @@ def test_bad_vae_keys_are_config_errors(key, value, allowed):
     with config[parent].ignore_type():
         config[parent][leaf] = value
     with pytest.raises(ConfigError, match=f'config.{key}=.*{allowed}'):
-        validate_config(config)
+        schema.validate(config)
 
 
 def test_per_pixel_decoder_std_comes_from_the_decoder_net():
     config = _config(likelihood='gaussian', decoder_std_per_pixel=True)
-    validate_config(config)
+    schema.validate(config)
     model = vae.build(config, _info())
     batch = _batch()
     state = model.init(jax.random.key(0), batch)
@@ -227,4 +227,4 @@ def test_per_pixel_decoder_std_comes_from_the_decoder_net():
     )
     np.testing.assert_allclose(log_lik, expected.reshape(2, -1).sum(-1), rtol=1e-4)
     with pytest.raises(ConfigError, match='decoder_std_per_pixel'):
-        validate_config(_config(decoder_std_per_pixel=True))  # Bernoulli has no scale
+        schema.validate(_config(decoder_std_per_pixel=True))  # Bernoulli has no scale

@@ -10,8 +10,8 @@ import pytest
 
 from configs import vaegan_mnist
 from experiments import logs, runtime, train
-from experiments.config_validation import ConfigError, validate_config
-from gen_models import data, nets, parallel
+from gen_models import data, nets, parallel, schema
+from gen_models.config import ConfigError
 from gen_models.models import vaegan
 from tests.tiny import tiny
 
@@ -98,16 +98,17 @@ def test_short_run_on_shapes_is_finite_and_reconstructs_better(data_dir, tmp_pat
 
 
 def test_vaegan_config_errors_and_variants():
-    validate_config(vaegan_mnist.get_config('paper'))
+    schema.validate(vaegan_mnist.get_config('paper'))
+    for key, value in (('net', 'mlp'), ('conditional', True)):  # conv nets, unconditional
+        config = vaegan_mnist.get_config()
+        config.model[key] = value
+        with pytest.raises(ConfigError, match=f"model.{key}=.*not a key of model family 'vaegan'"):
+            schema.validate(config)
     config = vaegan_mnist.get_config()
-    config.model.net = 'mlp'
-    with pytest.raises(ConfigError, match="model.net='mlp'.*'conv'"):
-        validate_config(config)
+    config.model.gan_loss = 'hinge'
+    with pytest.raises(ConfigError, match="model.gan_loss='hinge'.*'minimax' | 'non_saturating'"):
+        schema.validate(config)
     config = vaegan_mnist.get_config()
-    config.model.conditional = True
-    with pytest.raises(ConfigError, match='model.conditional'):
-        validate_config(config)
-    config.model.conditional = False
     config.model.vaegan_gamma = -1.0
     with pytest.raises(ConfigError, match='vaegan_gamma'):
-        validate_config(config)
+        schema.validate(config)

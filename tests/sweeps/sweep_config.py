@@ -12,7 +12,7 @@ FAILING = hyper.fixed('dataset.name', 'no_such_dataset')
 
 def get_config(arg: str | None = None):
     default.check_variant(arg, ('with_failure', 'one_and_failure'))
-    config = default.get_config()
+    config = default.base('vae')
     config.model.net = 'mlp'
     config.model.hidden = (16,)
     config.model.latent_dim = 4

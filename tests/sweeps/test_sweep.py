@@ -17,10 +17,11 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
-from experiments import logs, vectorized
-from experiments.config_validation import ConfigError
+from experiments import logs, train
+from gen_models import config as cfg
 from gen_models import sweep_algebra as hyper
-from sweeps import report, sweep
+from gen_models.config import ConfigError
+from sweeps import executors, expansion, report, sweep
 from tests.conftest import REPO
 from tests.sweeps import sweep_config
 
@@ -71,7 +72,7 @@ def test_random_search_is_deterministic_and_samples_its_distributions():
 
 
 def test_trial_ids_are_read_from_the_overrides():
-    ids = sweep.trial_ids(
+    ids = expansion.trial_ids(
         [
             {'lr': 0.001, 'seed': 0},
             {'model.beta': 0.5, 'model.hidden': (64, 32)},
@@ -87,8 +88,8 @@ def test_trial_ids_are_read_from_the_overrides():
         'base',
     ]
     assert ids[4] == f'lr={1e-3 + 1e-12 * 780!r}'  # floats keep every digit: no collisions
-    long = sweep.trial_ids([{f'model.key{i}': i for i in range(40)}])[0]
-    assert len(long) == sweep.MAX_ID_LENGTH
+    long = expansion.trial_ids([{f'model.key{i}': i for i in range(40)}])[0]
+    assert len(long) == expansion.MAX_ID_LENGTH
 
 
 def test_bad_overrides_fail_before_any_trial_runs(tmp_path):
@@ -99,7 +100,9 @@ def test_bad_overrides_fail_before_any_trial_runs(tmp_path):
         ConfigError, match=r"config.lr='fast' is not allowed: a value of type float"
     ):
         sweep.run_sweep(base, [{'lr': 'fast'}], tmp_path)
-    with pytest.raises(ConfigError, match=r'config.lr=-1.0 is not allowed: > 0'):
+    with pytest.raises(
+        ConfigError, match=r'config.lr=-1.0 is not allowed: a finite number > 0 \(trial lr=-1.0\)'
+    ):
         sweep.run_sweep(base, [{'lr': 1e-3}, {'lr': -1.0}], tmp_path)
     with pytest.raises(sweep.SweepError, match='repeats trials'):
         sweep.run_sweep(base, [{'lr': 1e-3}, {'lr': 1e-3}], tmp_path)
@@ -108,15 +111,15 @@ def test_bad_overrides_fail_before_any_trial_runs(tmp_path):
 
 def test_worker_devices_are_disjoint(monkeypatch):
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '0,1,2')
-    assert [s.env['CUDA_VISIBLE_DEVICES'] for s in sweep.device_slots(2)] == ['0,2', '1']
+    assert [s.env['CUDA_VISIBLE_DEVICES'] for s in executors.device_slots(2)] == ['0,2', '1']
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '3')
-    shared = sweep.device_slots(2)
+    shared = executors.device_slots(2)
     assert [s.env for s in shared] == [
         {'CUDA_VISIBLE_DEVICES': '3', 'XLA_PYTHON_CLIENT_MEM_FRACTION': '0.450'}
     ] * 2
     monkeypatch.setenv('CUDA_VISIBLE_DEVICES', '')
     cores = os.sched_getaffinity(0)
-    slots = sweep.device_slots(len(cores))
+    slots = executors.device_slots(len(cores))
     assert all(len(s.cpus) == 1 for s in slots) and set().union(*(s.cpus for s in slots)) == cores
 
 
@@ -317,17 +320,17 @@ def test_vectorized_sweep_matches_one_by_one(reference, data_dir, tmp_path):
 
 def test_vectorized_group_resumes_from_its_checkpoints(reference, data_dir, tmp_path):
     configs = [
-        sweep.apply_overrides(_base(data_dir), overrides) for overrides in sweep_config.get_sweep()
+        cfg.apply_overrides(_base(data_dir), overrides) for overrides in sweep_config.get_sweep()
     ]
     workdirs = [tmp_path / trial_id for trial_id in GOOD_IDS]
     for config in configs:
         config.train.num_steps = 150  # stops with checkpoints of steps 100 and 150
-    vectorized.train_group(configs, workdirs)
+    train.train_trials(configs, workdirs)
     for config in configs:
         config.train.num_steps = 300
     # One trial lost its newest checkpoint: the group resumes where all have one (100).
     shutil.rmtree(workdirs[2] / 'checkpoints' / '150')
-    outcomes = vectorized.train_group(configs, workdirs)
+    outcomes = train.train_trials(configs, workdirs)
     for trial_id, workdir, outcome in zip(GOOD_IDS, workdirs, outcomes, strict=True):
         alone = _results(reference[0], trial_id)
         _assert_close_records([outcome['metrics']], [alone['metrics']])

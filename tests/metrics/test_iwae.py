@@ -1,4 +1,4 @@
-"""The IWAE bound against a closed-form log p(x) and on a trained VAE; Parzen vs scipy."""
+"""The IWAE bound against exact log-marginals of a linear-Gaussian model, and on a trained VAE."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import scipy.stats
 
 from experiments import runtime, train
 from gen_models import losses
-from gen_models.metrics import likelihood
+from gen_models.metrics import iwae
 from tests.tiny import tiny
 
 LATENT, DIM, NOISE_STD = 3, 5, 0.5
@@ -39,7 +39,7 @@ def _bound(weights, bias, x, mean, log_var, num_samples, chunk):
                 offset + jnp.arange(num)
             )
             eps = jax.vmap(lambda k: jax.random.normal(k, (LATENT,)))(keys)
-            return likelihood.importance_log_weights(
+            return iwae.importance_log_weights(
                 lambda z: losses.gaussian_log_likelihood(
                     z @ weights.T + bias, jnp.log(NOISE_STD), x_one[None]
                 ),
@@ -52,7 +52,7 @@ def _bound(weights, bias, x, mean, log_var, num_samples, chunk):
 
     arrays = [jnp.asarray(a, jnp.float32) for a in (weights, bias, x, mean, log_var)]
     weights, bias, x, mean, log_var = arrays
-    return np.asarray(jax.jit(lambda: likelihood.iwae_bound(log_weights, num_samples, chunk))())
+    return np.asarray(jax.jit(lambda: iwae.iwae_bound(log_weights, num_samples, chunk))())
 
 
 def _exact_log_marginal(weights, bias, x):
@@ -107,59 +107,10 @@ def test_iwae_on_a_trained_vae_is_above_the_elbo_and_grows_with_k(trained_vae):
     run, state = trained_vae
     elbo = runtime.evaluate_state(run, state)['elbo']
     bounds = [
-        runtime.evaluate_state(run, state, likelihood.iwae_eval_step(run.model.log_weights, k, 50))[
+        runtime.evaluate_state(run, state, iwae.iwae_eval_step(run.model.log_weights, k, 50))[
             'iwae'
         ]
         for k in (1, 10, 100)
     ]
     assert bounds[0] == pytest.approx(elbo, abs=0.02 * abs(elbo))  # k = 1: the ELBO itself
     assert elbo < bounds[1] < bounds[2]
-
-
-def test_parzen_matches_scipy_on_gaussian_data():
-    rng = np.random.default_rng(3)
-    centres, x = rng.normal(size=(300, 4)), rng.normal(size=(50, 4))
-    sigmas = (0.2, 0.5, 1.0)
-    direct = np.array(
-        [
-            scipy.special.logsumexp(
-                scipy.stats.norm.logpdf(x[:, None, :], centres[None], sigma).sum(-1), axis=1
-            )
-            - np.log(len(centres))
-            for sigma in sigmas
-        ]
-    )
-    np.testing.assert_allclose(
-        likelihood.parzen_log_likelihoods(centres, x, sigmas, chunk=16), direct, rtol=1e-10
-    )
-
-
-def test_parzen_window_picks_sigma_on_validation_and_reports_test_with_stderr():
-    rng = np.random.default_rng(4)
-    centres, validation, test = (rng.normal(size=(n, 3)) for n in (500, 200, 100))
-    sigmas = (0.05, 0.3, 3.0)
-    result = likelihood.parzen_window(centres, validation, test, sigmas)
-    validation_means = likelihood.parzen_log_likelihoods(centres, validation, sigmas).mean(1)
-    assert result['sigma'] == sigmas[int(np.argmax(validation_means))] == 0.3
-    values = likelihood.parzen_log_likelihoods(centres, test, [0.3])[0]
-    assert result['log_likelihood'] == pytest.approx(values.mean())
-    assert result['stderr'] == pytest.approx(values.std() / 10.0)
-    assert result['validation_log_likelihood'] == pytest.approx(validation_means.max())
-
-
-def test_parzen_window_class_means_show_the_class_the_samples_miss():
-    rng = np.random.default_rng(5)
-    test = np.concatenate([rng.normal(0.0, 1.0, (60, 3)), rng.normal(6.0, 1.0, (40, 3))])
-    labels = np.repeat([0, 1], [60, 40])
-    centres = rng.normal(0.0, 1.0, (300, 3))  # samples of class 0 only
-    validation = rng.normal(0.0, 1.0, (50, 3))
-    result = likelihood.parzen_window(centres, validation, test, (0.3, 1.0), labels)
-    values = likelihood.parzen_log_likelihoods(centres, test, [result['sigma']])[0]
-    per_class = result['class_log_likelihoods']
-    assert per_class == pytest.approx({0: values[:60].mean(), 1: values[60:].mean()})
-    assert per_class[1] < per_class[0] - 10
-    # The overall mean is the class means weighted by the classes' test counts.
-    assert (60 * per_class[0] + 40 * per_class[1]) / 100 == pytest.approx(result['log_likelihood'])
-    assert 'class_log_likelihoods' not in likelihood.parzen_window(
-        centres, validation, test, (1.0,)
-    )
