@@ -15,7 +15,7 @@ from configs import default
 def get_config(arg: str | None = None):
     default.check_variant(arg, ('mse',))
     config = default.base('autoencoder')
-    config.model.update(net='conv', latent_dim=32, width=32, loss=arg or 'bernoulli')
+    config.model.update(latent_dim=32, width=32, loss=arg or 'bernoulli')
     config.dataset.name = 'mnist'
     config.lr = 1e-3
     config.train.update(

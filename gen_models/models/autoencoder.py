@@ -1,6 +1,7 @@
 """A deterministic autoencoder: the reconstruction baseline of the latent-variable families.
 
-x -> encoder -> code z (`model.latent_dim`) -> decoder -> x^, trained on the per-image
+x -> conv encoder -> code z (`model.latent_dim`) -> conv decoder -> x^ (the VAE's DCGAN-style
+stacks, `gen_models.nets`), trained on the per-image
 reconstruction loss of `model.loss`: 'bernoulli' (cross-entropy on the decoder's logits,
 pixels in [0, 1]) or 'mse' (squared error of sigmoid outputs, summed over pixels). Without
 a prior it generates nothing; its reconstructions bound what a VAE of the same nets can
@@ -19,34 +20,33 @@ import ml_collections
 import optax
 
 from gen_models import config as cfg
-from gen_models import losses, optim
+from gen_models import losses, nets, optim
 from gen_models.metrics import transformation
-from gen_models.models import base, vae
+from gen_models.models import base
 
 
 def defaults() -> ml_collections.ConfigDict:
-    """`config.model` of the autoencoder (conv nets as the VAE's)."""
+    """`config.model` of the autoencoder."""
     model = ml_collections.ConfigDict()
-    model.net = 'conv'  # 'conv' (DCGAN-style stacks) | 'mlp'
     model.latent_dim = 16  # size of the code
-    model.width = 32  # conv: channels of the widest-resolution stage
-    model.kernel_size = 4  # conv: kernel side of every conv layer
-    model.hidden = (500,)  # mlp: hidden layer sizes of the encoder (the decoder's reversed)
-    model.activation = 'relu'  # mlp: 'tanh' | 'relu' | 'softplus' | 'leaky_relu'
+    model.width = 32  # channels of the widest-resolution stage of both conv stacks
+    model.kernel_size = 4  # kernel side of every conv layer
     model.loss = 'bernoulli'  # reconstruction loss: 'bernoulli' | 'mse'
     return model
 
 
 RULES: dict[str, cfg.Rule] = {
-    'model.net': cfg.choice('conv', 'mlp'),
     'model.latent_dim': cfg.at_least(1),
+    'model.width': cfg.at_least(1),
+    'model.kernel_size': cfg.at_least(1),
     'model.loss': cfg.choice('bernoulli', 'mse'),
 }
 
 
 def validate(config: ml_collections.ConfigDict, info, num_devices: int) -> None:
+    """Image sides the conv stacks can use, once the data is known."""
     del num_devices
-    if info is not None and config.model.net == 'conv':
+    if info is not None:
         base.check_conv_images(config, info)
 
 
@@ -120,10 +120,18 @@ class Autoencoder:
 def build(config, info) -> base.ModelDef:
     """The autoencoder `ModelDef` for `config` on a dataset described by `info`."""
     model_config = config.model
-    encoder, decoder = vae.make_nets(model_config, info.image_shape, model_config.latent_dim)
+    width, kernel_size = model_config.width, model_config.kernel_size
     model = Autoencoder(
-        encoder=encoder,
-        decoder=decoder,
+        encoder=nets.DownConvStack(
+            outputs=model_config.latent_dim, width=width, kernel_size=kernel_size
+        ),
+        decoder=nets.UpConvStack(
+            image_shape=tuple(info.image_shape),
+            width=width,
+            kernel_size=kernel_size,
+            use_batch_norm=False,
+            output_activation='none',
+        ),
         tx=optim.make_optimizer(config.optim, config.lr, config.train.num_steps),
         latent_dim=model_config.latent_dim,
         loss=model_config.loss,

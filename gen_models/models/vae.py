@@ -124,20 +124,18 @@ class Decoder(nn.Module):
         return out, log_std
 
 
-def make_nets(
-    model_config, image_shape, encoder_outputs: int | None = None
-) -> tuple[nn.Module, nn.Module]:
-    """Encoder (image -> `encoder_outputs`, default 2 * latent: mean and log variance) and
-    decoder net (latent -> image-shaped output, with twice the channels when the decoder also
-    outputs a log scale per pixel), of `model.net` 'conv' (the default) or 'mlp'."""
-    encoder_outputs = encoder_outputs or 2 * model_config.latent_dim
+def make_nets(model_config, image_shape) -> tuple[nn.Module, nn.Module]:
+    """Encoder (image -> 2 * latent: mean and log variance) and decoder net (latent ->
+    image-shaped output, with twice the channels when the decoder also outputs a log scale
+    per pixel), of `model.net` 'conv' (the default) or 'mlp'."""
+    latent_dim = model_config.latent_dim
     if model_config.get('decoder_std_per_pixel', False):
         image_shape = (*image_shape[:-1], 2 * image_shape[-1])
     if model_config.get('net', 'conv') == 'mlp':
         return (
             nets.MLP(
                 hidden=model_config.hidden,
-                output_shape=(encoder_outputs,),
+                output_shape=(2 * latent_dim,),
                 activation=model_config.activation,
             ),
             nets.MLP(
@@ -148,7 +146,7 @@ def make_nets(
         )
     return (
         nets.DownConvStack(
-            outputs=encoder_outputs, width=model_config.width, kernel_size=model_config.kernel_size
+            outputs=2 * latent_dim, width=model_config.width, kernel_size=model_config.kernel_size
         ),
         nets.UpConvStack(
             image_shape=tuple(image_shape),
