@@ -17,8 +17,9 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import evaluate, runtime, sample, train
+from experiments import evaluate, runtime, sample, train, workdir
 from gen_models import distributed, xla_settings
+from gen_models.checkpoints import CorruptCheckpointError
 from gen_models.config import EXIT_USAGE, ConfigError
 from sweeps import sweep
 
@@ -124,12 +125,13 @@ def main(argv: list[str]) -> None:
         FileNotFoundError,
         runtime.IncompatibleCheckpointError,
         sweep.SweepError,
+        workdir.WorkdirBusyError,
     ) as error:
         _usage_error(str(error))
     except train.TrainingInterrupted as error:
         logging.warning('%s', error)
         sys.exit(128 + error.signum)
-    except train.NonFiniteError as error:
+    except (train.NonFiniteError, CorruptCheckpointError) as error:
         print(f'error: {error}', file=sys.stderr)
         sys.exit(1)
 

@@ -27,7 +27,7 @@ RECORD_FILE = 'best_checkpoint.json'
 
 
 def _checkpointer(workdir: Path) -> Checkpointer:
-    return Checkpointer(workdir / DIRECTORY, max_to_keep=1)
+    return Checkpointer(workdir / DIRECTORY, max_to_keep=1, finite=True)
 
 
 def read_record(workdir: Path) -> dict[str, Any] | None:

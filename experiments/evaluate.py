@@ -17,6 +17,7 @@ import jax
 import ml_collections
 
 from experiments import best_checkpoint, runtime
+from experiments import workdir as workdir_lock
 from gen_models import metrics, schema
 from gen_models.config import ConfigError
 from gen_models.metrics import features
@@ -101,16 +102,18 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict[str
     workdir = Path(workdir)
     run = runtime.prepare(config)
     best = run.config.eval.checkpoint == 'best'
-    state, step = (
-        best_checkpoint.restore(run, workdir) if best else runtime.restore_latest(run, workdir)
-    )
-    values = runtime.evaluate_state(run, state)
-    extra, protocols = compute_metrics(run, state)
-    return runtime.write_results(
-        run,
-        workdir,
-        step,
-        {f'eval/{k}': v for k, v in {**values, **extra}.items()},
-        metric_protocols=protocols,
-        checkpoint=best_checkpoint.read_record(workdir) if best else 'latest',
-    )
+    runtime.check_trained(workdir, best_checkpoint.DIRECTORY if best else 'checkpoints')
+    with workdir_lock.lock(workdir):
+        state, step = (
+            best_checkpoint.restore(run, workdir) if best else runtime.restore_latest(run, workdir)
+        )
+        values = runtime.evaluate_state(run, state)
+        extra, protocols = compute_metrics(run, state)
+        return runtime.write_results(
+            run,
+            workdir,
+            step,
+            {f'eval/{k}': v for k, v in {**values, **extra}.items()},
+            metric_protocols=protocols,
+            checkpoint=best_checkpoint.read_record(workdir) if best else 'latest',
+        )

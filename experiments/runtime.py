@@ -8,6 +8,7 @@ so errors arrive in seconds.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -51,6 +52,8 @@ def prepare(config: ml_collections.ConfigDict) -> Run:
         data.check_splits(config.dataset, metrics.splits(config))
     except data.SplitError as error:
         raise ConfigError(error.key, error.split, error.reason) from None
+    except ConfigError:
+        raise
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError('dataset.name', config.dataset.name, str(error)) from None
     models.family(config.model.name).validate(config, info, num_devices)
@@ -86,7 +89,9 @@ def _compiled(run: Run, name: str) -> Callable:
 
 
 def checkpointer(run: Run, workdir: Path) -> Checkpointer:
-    return Checkpointer(workdir / 'checkpoints', max_to_keep=run.config.train.keep_checkpoints)
+    return Checkpointer(
+        workdir / 'checkpoints', max_to_keep=run.config.train.keep_checkpoints, finite=True
+    )
 
 
 class IncompatibleCheckpointError(ValueError):
@@ -108,8 +113,19 @@ def restore(run: Run, manager: Checkpointer) -> tuple[TrainState, int] | None:
     return parallel.replicate(state, run.mesh), step
 
 
+def check_trained(workdir: Path, folder: str = 'checkpoints') -> None:
+    """FileNotFoundError, before anything is compiled or created, when `workdir/folder`
+    holds no checkpoint."""
+    path = workdir / folder
+    if not path.is_dir() or not any(p.name.isdigit() for p in path.iterdir()):
+        raise FileNotFoundError(
+            f'no checkpoint in {path}: train first (--mode train) with this --workdir'
+        )
+
+
 def restore_latest(run: Run, workdir: Path) -> tuple[TrainState, int]:
-    """The newest readable checkpoint of `workdir`; FileNotFoundError when there is none."""
+    """The newest sound checkpoint of `workdir`; FileNotFoundError when there is none."""
+    check_trained(workdir)
     with checkpointer(run, workdir) as manager:
         restored = restore(run, manager)
     if restored is None:
@@ -201,8 +217,13 @@ def protocol(run: Run) -> dict[str, Any]:
 def write_results(
     run: Run, workdir: Path, step: int, metrics: dict[str, float], **extra: Any
 ) -> dict[str, Any]:
-    """`results.json`: final metrics with their protocol (process 0 only)."""
+    """`results.json`: final metrics with their protocol (process 0 only). What the file
+    already holds for the same step and is not given again (e.g. the train metrics and
+    compile time, when `--mode eval` rewrites it) is kept."""
+    path = workdir / 'results.json'
+    previous = json.loads(path.read_text()) if path.is_file() else {}
     results = {
+        **(previous if previous.get('step') == step else {}),
         'step': step,
         'metrics': metrics,
         'protocol': protocol(run),
@@ -211,5 +232,5 @@ def write_results(
         **extra,
     }
     if jax.process_index() == 0:
-        logs.write_json(workdir / 'results.json', results)
+        logs.write_json(path, results)
     return results

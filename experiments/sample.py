@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 
 from experiments import runtime
+from experiments import workdir as workdir_lock
 from gen_models import images
 from gen_models.models import TrainState
 
@@ -59,13 +60,18 @@ def sample(config: ml_collections.ConfigDict, workdir: str | Path) -> list[Path]
     """Writes PNG grids to `workdir/samples/*_final_<step>.png`; returns their paths."""
     workdir = Path(workdir)
     run = runtime.prepare(config)
-    state, step = runtime.restore_latest(run, workdir)
-    tag = f'final_{step:07d}'
-    paths = runtime.save_samples(run, state, workdir, tag)
-    if run.model.decode is not None and run.model.latent_dim:
-        grid = images.make_grid(
-            interpolations(run, state), ncol=INTERPOLATION_STEPS, value_range=run.model.image_range
-        )
-        if jax.process_index() == 0:
-            paths.append(images.save_png(workdir / 'samples' / f'interpolations_{tag}.png', grid))
+    runtime.check_trained(workdir)
+    with workdir_lock.lock(workdir):
+        state, step = runtime.restore_latest(run, workdir)
+        tag = f'final_{step:07d}'
+        paths = runtime.save_samples(run, state, workdir, tag)
+        if run.model.decode is not None and run.model.latent_dim:
+            grid = images.make_grid(
+                interpolations(run, state),
+                ncol=INTERPOLATION_STEPS,
+                value_range=run.model.image_range,
+            )
+            if jax.process_index() == 0:
+                path = workdir / 'samples' / f'interpolations_{tag}.png'
+                paths.append(images.save_png(path, grid))
     return paths

@@ -1,10 +1,13 @@
 """The training loop, model-agnostic, for K >= 1 trials: `train_and_evaluate` (K = 1) and
 `train_trials` (a vectorised group).
 
-Resumes from the newest readable checkpoint automatically; the data order and every PRNG key
-are functions of (seed, step), so an interrupted and resumed run computes the same numbers
-as one that never stopped. SIGINT/SIGTERM save a checkpoint and stop; a non-finite loss stops
-the run and leaves the last good checkpoint in place.
+Resumes from the newest sound checkpoint automatically; the data order and every PRNG key
+are functions of (seed, step), and a checkpoint carries the train metrics logged since the
+last log step, so an interrupted and resumed run computes and logs the same numbers as one
+that never stopped. SIGINT/SIGTERM save a checkpoint and stop; a non-finite or diverging loss
+(`train.loss_limit`) stops the run and leaves the last good checkpoint in place. A run that
+already finished is not run again: its results.json stays as it is. Each workdir is locked
+for the run (`experiments/workdir.py`).
 
 K > 1 trials whose configs share a structure (`programs.structure`: everything but the traced
 hyperparameters and the seed) train as one compiled program, `jax.vmap` over their stacked
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import signal
 import threading
 import time
@@ -33,7 +37,9 @@ import tqdm
 from jax.sharding import NamedSharding, PartitionSpec
 
 from experiments import best_checkpoint, environment, evaluate, logs, programs, runtime
+from experiments import workdir as workdir_lock
 from gen_models import data, parallel
+from gen_models.checkpoints import non_finite_arrays
 from gen_models.models import DATA_AXIS
 
 # Stacked batches (trials, batch, ...) are split over the mesh along the batch axis.
@@ -86,15 +92,6 @@ def is_due(step: int, every: int, last: int) -> bool:
     return step % every == 0 or step == last
 
 
-def _all_finite(tree: Any) -> bool:
-    leaves = [
-        jnp.all(jnp.isfinite(x))
-        for x in jax.tree.leaves(tree)
-        if jnp.issubdtype(x.dtype, jnp.inexact)
-    ]
-    return bool(jnp.all(jnp.stack(leaves))) if leaves else True
-
-
 def _mean_metrics(window: list[dict[str, jax.Array]]) -> dict[str, float]:
     stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *window))
     return {name: float(np.mean(values)) for name, values in stacked.items()}
@@ -112,10 +109,10 @@ class Trial:
     """One trial's run, workdir and what the loop keeps for it: checkpoints, logs, the last
     train metrics and evaluation, and the error that stopped it (if any)."""
 
-    def __init__(self, config: ml_collections.ConfigDict, workdir: str | Path, is_lead: bool):
+    def __init__(self, run: runtime.Run, workdir: str | Path, is_lead: bool):
         self.workdir = Path(workdir)
-        self.run = runtime.prepare(config)
-        self.config = self.run.config
+        self.run = run
+        self.config = run.config
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.manager = runtime.checkpointer(self.run, self.workdir)
         evaluation = self.config.eval
@@ -131,6 +128,17 @@ class Trial:
         self.last_train: dict[str, float] = {}
         self.extra: tuple[dict, dict] | None = None  # eval.metrics (values, protocols)
         self.error: Exception | None = None
+        self.recorded: dict[str, Any] | None = None  # results.json of a finished run
+
+    def resume(self, step: int, num_steps: int) -> dict[str, Any]:
+        """Takes up what the checkpoint of `step` carried; returns it (empty for step 0)."""
+        carried = (self.manager.extra(step) if step else None) or {}
+        self.last_train = carried.get('last_train', {})
+        path = self.workdir / 'results.json'
+        if step == num_steps and path.is_file():
+            results = json.loads(path.read_text())
+            self.recorded = results if results.get('step') == num_steps else None
+        return carried
 
     def open_logs(self, start_step: int) -> None:
         self.writer = logs.MetricWriter(self.workdir, resume_step=start_step, enabled=self.is_lead)
@@ -223,11 +231,38 @@ class Loop:
             self._step = lambda state, batch: compiled.vmapped_train_step(
                 state, batch, keys, hparams
             )
-        for trial in trials:
-            trial.open_logs(self.start_step)
+        carried = [trial.resume(self.start_step, self.num_steps) for trial in trials]
+        self.finished = all(trial.recorded is not None for trial in trials)
+        if not self.finished:
+            for trial in trials:
+                trial.open_logs(self.start_step)
         self.timing = {'compile_s': None, 'wait_s': 0.0, 'window_start': time.perf_counter()}
         self.timing['window_steps'] = 0
-        self.window: list[Any] = []
+        self.compile_seconds = carried[0].get('compile_seconds')
+        self.window: list[Any] = self._carried_window([c.get('window', {}) for c in carried])
+
+    def _carried_window(self, windows: list[dict[str, list[float]]]) -> list[Any]:
+        """The train metrics logged since the checkpoint's last log step, as the loop holds
+        them (per step: scalars, or for a group one value per trial)."""
+        length = min(len(next(iter(w.values()), [])) for w in windows)
+        if not length:
+            return []
+        if len(self.trials) == 1:
+            return [{k: np.float32(v[i]) for k, v in windows[0].items()} for i in range(length)]
+        return [
+            {k: np.asarray([w[k][i] for w in windows], np.float32) for k in windows[0]}
+            for i in range(length)
+        ]
+
+    def carried(self, index: int, trial: Trial) -> dict[str, Any]:
+        """What a checkpoint of this trial must carry to resume exactly."""
+        window = self.window if len(self.trials) == 1 else [_slice(m, index) for m in self.window]
+        values = jax.device_get(window)
+        return {
+            'window': {k: [float(m[k]) for m in values] for k in (values[0] if values else {})},
+            'last_train': trial.last_train,
+            'compile_seconds': self.timing['compile_s'] or self.compile_seconds,
+        }
 
     def trial_state(self, index: int) -> Any:
         return self.state if len(self.trials) == 1 else _slice(self.state, index)
@@ -294,10 +329,13 @@ class Loop:
         if is_due(step, self.train_config.sample_every, self.num_steps):
             runtime.save_samples(run, state, trial.workdir, f'{step:07d}', trial.writer, step)
         if is_due(step, self.train_config.checkpoint_every, self.num_steps) or stopping:
-            save_checkpoint(trial.manager, step, state)
+            save_checkpoint(trial.manager, step, state, self.carried(index, trial))
 
     def results(self, index: int, trial: Trial) -> dict[str, Any]:
-        """Final evaluation of a trial that finished, written to its results.json."""
+        """Final evaluation of a trial that finished, written to its results.json (a run
+        finished before keeps the file it wrote)."""
+        if trial.recorded is not None:
+            return trial.recorded
         run, state = trial.run, self.trial_state(index)
         if trial.config.eval.every and trial.extra is None:  # a finished run that was resumed
             trial.extra = evaluate.compute_metrics(run, state)
@@ -310,7 +348,7 @@ class Loop:
             self.num_steps,
             {f'eval/{k}': v for k, v in eval_metrics.items()},
             train={f'train/{k}': v for k, v in trial.last_train.items()},
-            compile_seconds=self.timing['compile_s'],
+            compile_seconds=self.timing['compile_s'] or self.compile_seconds,
             metric_protocols=protocols,
             **extra,
         )
@@ -325,20 +363,28 @@ def train_trials(
         raise ValueError(
             'vectorised trials must differ only in traced hyperparameters and the seed'
         )
+    runs = [runtime.prepare(config) for config in configs]  # every config error first
     is_lead = jax.process_index() == 0
-    trials = [
-        Trial(config, workdir, is_lead) for config, workdir in zip(configs, workdirs, strict=True)
-    ]
-    try:
-        loop = Loop(trials)
-        _run(loop)
-    finally:
-        for trial in trials:
-            trial.close()
-    return [
-        trial.error if trial.error is not None else loop.results(i, trial)
-        for i, trial in enumerate(trials)
-    ]
+    with contextlib.ExitStack() as locks:
+        for workdir in workdirs:
+            locks.enter_context(workdir_lock.lock(workdir))
+        trials = [Trial(run, workdir, is_lead) for run, workdir in zip(runs, workdirs, strict=True)]
+        try:
+            loop = Loop(trials)
+            if loop.finished:
+                tqdm.tqdm.write(
+                    f'{", ".join(str(t.workdir) for t in trials)}: finished before; '
+                    'results.json kept as it is.'
+                )
+            else:
+                _run(loop)
+        finally:
+            for trial in trials:
+                trial.close()
+        return [
+            trial.error if trial.error is not None else loop.results(i, trial)
+            for i, trial in enumerate(trials)
+        ]
 
 
 def _run(loop: Loop) -> None:
@@ -384,11 +430,12 @@ def log_train(step, window, timing, trial: Trial, batch_size: int) -> dict[str, 
     """Writes the mean train metrics of the window; stops the trial on NaN/Inf."""
     means = _mean_metrics(window)
     bad = [name for name, value in means.items() if not np.isfinite(value)]
-    if bad:
-        raise NonFiniteError(
-            f'non-finite {", ".join(bad)} at step {step}; stopping. The last good checkpoint '
-            f'(step {trial.manager.latest_step()}) is kept.'
-        )
+    limit = trial.config.train.loss_limit
+    diverged = [f'{k}={v:.3g}' for k, v in means.items() if 'loss' in k and abs(v) > limit]
+    if bad or diverged:
+        what = f'non-finite {", ".join(bad)}' if bad else f'{", ".join(diverged)} beyond '
+        what += '' if bad else f'train.loss_limit={limit:g}'
+        raise NonFiniteError(f'{what} at step {step}; stopping. {_kept(trial.manager)}')
     elapsed = time.perf_counter() - timing['window_start']
     if timing['window_steps']:
         means['steps_per_second'] = timing['window_steps'] / elapsed
@@ -398,11 +445,22 @@ def log_train(step, window, timing, trial: Trial, batch_size: int) -> dict[str, 
     return means
 
 
-def save_checkpoint(manager, step: int, state) -> None:
-    """Saves `state` at `step`, refusing non-finite parameters (the last good one stays)."""
-    if not _all_finite(state.params):
+def _kept(manager) -> str:
+    step = manager.latest_step()
+    return (
+        'No checkpoint was written.'
+        if step is None
+        else f'The last good checkpoint (step {step}) is kept.'
+    )
+
+
+def save_checkpoint(manager, step: int, state, carried: dict[str, Any] | None = None) -> None:
+    """Saves `state` (with `carried`, what resuming exactly needs) at `step`, refusing a state
+    with NaN or Inf anywhere, optimiser moments included (the last good checkpoint stays)."""
+    bad = non_finite_arrays(state)
+    if bad:
         raise NonFiniteError(
-            f'non-finite parameters at step {step}; not saving. The last '
-            f'good checkpoint (step {manager.latest_step()}) is kept.'
+            f'non-finite values at step {step} in {len(bad)} arrays (e.g. {", ".join(bad[:2])}); '
+            f'not saving. {_kept(manager)}'
         )
-    manager.save(step, state)
+    manager.save(step, state, carried)

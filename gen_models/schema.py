@@ -37,6 +37,8 @@ def _dataset() -> ml_collections.ConfigDict:
     dataset.eval_split = 'test'  # split evaluated on
     dataset.binarize = False  # dynamic binarisation, x ~ Bernoulli(pixel) (families that
     # read it: the VAE)
+    dataset.verify_checksums = True  # refuse raw files that differ from the canonical sha256
+    dataset.reprepare = False  # delete and rebuild the prepared data (repairs a broken file)
     return dataset
 
 
@@ -91,6 +93,8 @@ def _train() -> ml_collections.ConfigDict:
     train.progress_bar = True  # show a progress bar with rate and ETA
     train.deterministic = True  # GPUs: XLA's deterministic kernels, so that a config and seed
     # give bit-identical numbers (CPU runs always do); launch.py sets XLA_FLAGS before JAX starts
+    train.loss_limit = 1e12  # a logged loss (a train metric named *loss*) of larger magnitude
+    # means the run diverged: it stops as on NaN, keeping the last good checkpoint
     return train
 
 
@@ -168,6 +172,7 @@ SHARED_RULES: dict[str, cfg.Rule] = {
     'train.eval_batch_size': cfg.at_least(1),
     'train.eval_examples': cfg.at_least(0),
     'train.num_samples': cfg.at_least(1),
+    'train.loss_limit': cfg.positive(),
     **metrics.EVAL_RULES,
     'sweep.metric': ((lambda v: '/' in v), "a results.json metric such as 'eval/elbo'"),
     'sweep.mode': cfg.choice('max', 'min'),

@@ -2,7 +2,8 @@
 deterministic grain pipelines.
 
 A dataset config (`config.dataset`) has the fields of `DataSpec`: name, data_dir,
-source_dir, image_size, train_split, eval_split, shapes_resolution.
+source_dir, image_size, train_split, eval_split, shapes_resolution, verify_checksums,
+reprepare (see `gen_models.data.integrity` for what the data layer checks).
 """
 
 from gen_models.data.config import DataSpec

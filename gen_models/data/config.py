@@ -24,6 +24,10 @@ class DataSpec:
       image_size: 0 keeps the native size, else images are resized to a square of that side.
       train_split, eval_split: TFDS split names (slicing such as 'train[:90%]' works).
       shapes_resolution: resolution at which the 'shapes' dataset is rendered.
+      verify_checksums: check the raw files' sha256 against their canonical copies when
+        preparing; False prepares modified files on purpose.
+      reprepare: delete and rebuild the prepared data of a project dataset's version (the
+        first time it is prepared in a process), e.g. to repair a corrupted file.
     """
 
     name: str
@@ -33,6 +37,8 @@ class DataSpec:
     train_split: str = 'train'
     eval_split: str = 'test'
     shapes_resolution: int = 64
+    verify_checksums: bool = True
+    reprepare: bool = False
 
     @classmethod
     def from_config(cls, config: Any) -> 'DataSpec':
@@ -54,4 +60,6 @@ class DataSpec:
             train_split=str(get('train_split', 'train')),
             eval_split=str(get('eval_split', 'test')),
             shapes_resolution=int(get('shapes_resolution', 64)),
+            verify_checksums=bool(get('verify_checksums', True)),
+            reprepare=bool(get('reprepare', False)),
         )

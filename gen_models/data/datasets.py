@@ -2,12 +2,13 @@
 
 import dataclasses
 import logging
+import os
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
 
-from gen_models.data import builders
+from gen_models.data import builders, integrity
 from gen_models.data.config import DataSpec
 
 KNOWN_DATASETS = tuple(builders.BUILDERS)
@@ -37,6 +38,13 @@ def _open_builder(spec: DataSpec) -> tfds.core.DatasetBuilder:
             data_dir=spec.data_dir,
             source_dir=spec.source_dir,
             shapes_resolution=spec.shapes_resolution,
+            verify_checksums=spec.verify_checksums,
+        )
+    if spec.reprepare:
+        raise ValueError(
+            f'dataset.reprepare=True rebuilds the project datasets ({", ".join(KNOWN_DATASETS)}) '
+            f'only; {spec.name!r} is a TFDS dataset prepared outside the project: delete its '
+            f'folder in {spec.data_dir} and prepare it again with TFDS.'
         )
     try:
         builder = tfds.builder(spec.name, data_dir=spec.data_dir)
@@ -55,19 +63,37 @@ def _open_builder(spec: DataSpec) -> tfds.core.DatasetBuilder:
     return builder
 
 
+# Version folders that `dataset.reprepare` rebuilt in this process: a run prepares its
+# dataset several times (its info, the split checks, every iterator) and rebuilds it once.
+_REPREPARED: set[str] = set()
+
+
 def prepare(dataset_config: Any) -> tfds.core.DatasetBuilder:
     """Builds the project dataset unless already prepared, and returns its builder.
 
-    Idempotent and fast once prepared. TFDS writes into a temporary folder and renames it
-    when complete, so readers never see partial data; when two processes race, the loser's
-    rename fails, and that failure is ignored once the winner's data is in place.
+    Idempotent and fast once prepared: the raw files are only read (and their checksums only
+    verified) when it is built. TFDS writes into a temporary folder and renames it when
+    complete, so readers never see partial data; when two processes race, the loser's rename
+    fails, and that failure is ignored once the winner's data is in place. Temporary folders
+    of preparations that were killed are removed first (`integrity.remove_stale_incomplete`).
+    With `reprepare`, the version's prepared data is deleted and rebuilt, once per process.
     """
     spec = DataSpec.from_config(dataset_config)
     builder = _open_builder(spec)
-    if builder.is_prepared():
+    if spec.name in builders.BUILDERS:
+        integrity.remove_stale_incomplete(builder.data_path.parent)
+    rebuild = spec.reprepare and os.fspath(builder.data_path) not in _REPREPARED
+    if builder.is_prepared() and not rebuild:
         return builder
+    if rebuild:
+        _REPREPARED.add(os.fspath(builder.data_path))
+        logging.info('rebuilding %s (dataset.reprepare=True)', builder.data_path)
+    mode = tfds.download.GenerateMode
+    config = tfds.download.DownloadConfig(
+        download_mode=mode.REUSE_CACHE_IF_EXISTS if rebuild else mode.REUSE_DATASET_IF_EXISTS
+    )
     try:
-        builder.download_and_prepare()
+        builder.download_and_prepare(download_config=config)
     except OSError:
         if not _open_builder(spec).is_prepared():
             raise
@@ -100,6 +126,24 @@ def open_split(builder: tfds.core.DatasetBuilder, split: str, key: str = 'split'
     if not num_examples:
         raise SplitError(key, split, f'{builder.name}: the split has no examples')
     return builder.as_data_source(split=split)
+
+
+def open_checked(spec: DataSpec, builder: tfds.core.DatasetBuilder, split: str):
+    """`open_split`, whose reads raise a one-line `integrity.PreparedDataError` naming the
+    prepared file that fails and how to repair it."""
+    source = open_split(builder, split)
+    folder = builder.data_path
+    if spec.name in builders.BUILDERS:
+        remedy = f'set config.dataset.reprepare=True for one run to rebuild {folder}, or delete it'
+    else:
+        remedy = f'delete {folder} and prepare it again with TFDS'
+    instructions = builder.info.splits[split].file_instructions
+    return integrity.CheckedSource(
+        source,
+        [i.filename for i in instructions],
+        [i.take for i in instructions],
+        lambda path, error: integrity.PreparedDataError(spec.name, path, error, remedy),
+    )
 
 
 def check_splits(dataset_config: Any, splits: dict[str, str]) -> None:

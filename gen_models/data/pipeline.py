@@ -176,7 +176,7 @@ def _decoded_bytes(source, features, spec: DataSpec) -> int:
 def _open(spec: DataSpec, split: str):
     """The split's random-access source and its features."""
     builder = datasets.prepare(spec)
-    source = datasets.open_split(builder, split)
+    source = datasets.open_checked(spec, builder, split)
     datasets.image_shape(builder, spec.image_size)  # validates the image feature
     return source, builder.info.features
 

@@ -27,13 +27,18 @@ BUILDERS = types.MappingProxyType(
 
 
 def make_builder(
-    name: str, *, data_dir: str, source_dir: str | None, shapes_resolution: int
+    name: str,
+    *,
+    data_dir: str,
+    source_dir: str | None,
+    shapes_resolution: int,
+    verify_checksums: bool = True,
 ) -> tfds.core.DatasetBuilder:
     """Constructs the project builder for a short name, writing array_record files."""
     cls = BUILDERS[name]
     kwargs = dict(data_dir=data_dir, file_format='array_record')
     if issubclass(cls, base.SourceFileBuilder):
-        kwargs['source_dir'] = source_dir
+        kwargs.update(source_dir=source_dir, verify_checksums=verify_checksums)
     if cls is GenModelsShapes:
         kwargs['config'] = config_for(shapes_resolution)
     return cls(**kwargs)

@@ -12,11 +12,13 @@ import io
 import pickle
 import re
 import tarfile
+import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from gen_models.data import integrity
 from gen_models.data.builders import base
 
 CLASS_NAMES = (
@@ -31,7 +33,16 @@ CLASS_NAMES = (
     'ship',
     'truck',
 )
-_ARCHIVES = ('cifar10/cifar-10-python.tar.gz', 'cifar10/cifar10_jpeg.tar.gz')
+_ARCHIVES = {  # relpath -> sha256 of its canonical copy
+    # the official archive (its published digest, e.g. as torchvision and TFDS users record it)
+    'cifar10/cifar-10-python.tar.gz': (
+        '6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce',
+    ),
+    # the project's image-folder copy in ../shared/data (computed from it)
+    'cifar10/cifar10_jpeg.tar.gz': (
+        'caee4964ee157074cd166f19fc57801edbb2493096149057c636738291eee788',
+    ),
+}
 _URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'
 _IMAGE_FILE = re.compile(r'(?:^|/)(train|test)/([a-z]+)/[^/]+\.(?:jpe?g|png)$')
 _PICKLED_BATCH = re.compile(r'(?:^|/)(data_batch_\d+|test_batch)$')
@@ -57,33 +68,46 @@ class GenModelsCifar10(base.SourceFileBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        archive = self._fetch(dl_manager, _ARCHIVES, [_URL])
+        archive = self._fetch(
+            dl_manager, _ARCHIVES, [_URL], _ARCHIVES['cifar10/cifar-10-python.tar.gz']
+        )
         return {split: self._generate_examples(archive, split) for split in ('train', 'test')}
 
     def _generate_examples(self, archive, split):
-        with archive.open('rb') as f, tarfile.open(fileobj=f, mode='r|gz') as tar:
-            for member in tar:
-                if not member.isfile():
-                    continue
-                if match := _IMAGE_FILE.search(member.name):
-                    if match[1] == split:
-                        with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
-                            yield (
-                                member.name,
-                                {
-                                    'image': _checked(np.asarray(image.convert('RGB'))),
-                                    'label': CLASS_NAMES.index(match[2]),
-                                },
-                            )
-                elif match := _PICKLED_BATCH.search(member.name):
-                    if (match[1] == 'test_batch') == (split == 'test'):
-                        batch = pickle.load(tar.extractfile(member), encoding='bytes')
-                        images = batch[b'data'].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-                        for i, (image, label) in enumerate(zip(images, batch[b'labels'])):
-                            yield f'{match[1]}/{i}', {'image': image, 'label': int(label)}
+        try:
+            with archive.open('rb') as f, tarfile.open(fileobj=f, mode='r|gz') as tar:
+                for member in tar:
+                    if member.isfile():
+                        yield from _member_examples(archive, tar, member, split)
+        except (OSError, EOFError, zlib.error, tarfile.TarError, pickle.UnpicklingError) as e:
+            raise integrity.SourceFileError(archive, f'cannot be read ({e})') from None
 
 
-def _checked(image: np.ndarray) -> np.ndarray:
+def _member_examples(archive, tar: tarfile.TarFile, member: tarfile.TarInfo, split: str):
+    """The (key, example) pairs of split `split` that an archive member holds: one image, a
+    pickled batch of them, or none."""
+    if match := _IMAGE_FILE.search(member.name):
+        if match[1] == split:
+            if match[2] not in CLASS_NAMES:
+                raise integrity.SourceFileError(
+                    archive, f'{member.name}: {match[2]!r} is not a CIFAR-10 class'
+                )
+            with Image.open(io.BytesIO(tar.extractfile(member).read())) as image:
+                pixels = _checked(archive, member, np.asarray(image.convert('RGB')))
+            yield member.name, {'image': pixels, 'label': CLASS_NAMES.index(match[2])}
+    elif match := _PICKLED_BATCH.search(member.name):
+        if (match[1] == 'test_batch') == (split == 'test'):
+            batch = pickle.load(tar.extractfile(member), encoding='bytes')
+            images = batch[b'data'].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+            labels = np.asarray(batch[b'labels'])
+            integrity.check_labels(f'{archive}: {member.name}', labels, len(CLASS_NAMES))
+            for i, (image, label) in enumerate(zip(images, labels)):
+                yield f'{match[1]}/{i}', {'image': image, 'label': int(label)}
+
+
+def _checked(archive, member: tarfile.TarInfo, image: np.ndarray) -> np.ndarray:
     if image.shape != (32, 32, 3):
-        raise ValueError(f'CIFAR-10 image of shape {image.shape}, expected (32, 32, 3)')
+        raise integrity.SourceFileError(
+            archive, f'{member.name}: image of shape {image.shape}, expected (32, 32, 3)'
+        )
     return image

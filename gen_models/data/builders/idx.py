@@ -4,12 +4,14 @@ Examples are stored in the official order, so example i of a split is the i-th o
 """
 
 import gzip
-from collections.abc import Sequence
+import zlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
+from gen_models.data import integrity
 from gen_models.data.builders import base
 
 _FILES = {  # split -> (images file, labels file), the official names
@@ -20,12 +22,20 @@ _FILES = {  # split -> (images file, labels file), the official names
 
 def read_idx(path: epath.Path) -> np.ndarray:
     """Reads a gzip-compressed IDX file of unsigned bytes into an array of its shape."""
-    data = gzip.decompress(path.read_bytes())
-    zero, dtype_code, ndim = data[0:2], data[2], data[3]
-    if zero != b'\0\0' or dtype_code != 0x08:
-        raise ValueError(f'{path} is not an IDX file of unsigned bytes')
+    try:
+        data = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as error:  # truncated, or a bad CRC or stream
+        raise integrity.SourceFileError(path, f'not a readable gzip file ({error})') from None
+    if len(data) < 4 or data[:3] != b'\0\0\x08':  # two zero bytes, then the code of uint8
+        raise integrity.SourceFileError(path, 'not an IDX file of unsigned bytes')
+    ndim = data[3]
+    offset = 4 + 4 * ndim
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], 'big') for i in range(ndim))
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    if len(data) - offset != np.prod(shape):
+        raise integrity.SourceFileError(
+            path, f'{len(data) - offset} bytes of data, but its header says shape {shape}'
+        )
+    return np.frombuffer(data, np.uint8, offset=offset).reshape(shape)
 
 
 class IdxBuilder(base.SourceFileBuilder, skip_registration=True):
@@ -34,6 +44,7 @@ class IdxBuilder(base.SourceFileBuilder, skip_registration=True):
     VERSION = tfds.core.Version('1.0.0')
     SUBDIR: str
     MIRRORS: Sequence[str]  # URL prefixes holding the official file names
+    SHA256: Mapping[str, Sequence[str]]  # official name -> sha256 of its canonical copies
     CLASS_NAMES: Sequence[str]
     HOMEPAGE: str
 
@@ -55,7 +66,12 @@ class IdxBuilder(base.SourceFileBuilder, skip_registration=True):
     def _split_generators(self, dl_manager):
         paths = {
             split: [
-                self._fetch(dl_manager, [f'{self.SUBDIR}/{name}'], [m + name for m in self.MIRRORS])
+                self._fetch(
+                    dl_manager,
+                    {f'{self.SUBDIR}/{name}': self.SHA256[name]},
+                    [m + name for m in self.MIRRORS],
+                    self.SHA256[name],
+                )
                 for name in names
             ]
             for split, names in _FILES.items()
@@ -65,6 +81,9 @@ class IdxBuilder(base.SourceFileBuilder, skip_registration=True):
     def _generate_examples(self, images_path, labels_path):
         images, labels = read_idx(images_path), read_idx(labels_path)
         if len(images) != len(labels):
-            raise ValueError(f'{images_path} and {labels_path} differ in length')
+            raise integrity.SourceFileError(
+                images_path, f'{len(images)} images, but {labels_path} has {len(labels)} labels'
+            )
+        integrity.check_labels(labels_path, labels, len(self.CLASS_NAMES))
         for i, (image, label) in enumerate(zip(images, labels)):
             yield i, {'image': image[:, :, None], 'label': int(label)}
