@@ -17,13 +17,13 @@ import sys
 from absl import flags, logging
 from ml_collections import config_flags
 
-from experiments import evaluate, runtime, sample, train, workdir
+from experiments import evaluate, export, runtime, sample, train, workdir
 from gen_models import distributed, xla_settings
 from gen_models.checkpoints import CorruptCheckpointError
 from gen_models.config import EXIT_USAGE, ConfigError
 from sweeps import sweep
 
-MODES = ('train', 'eval', 'sample', 'sweep')
+MODES = ('train', 'eval', 'sample', 'sweep', 'export')
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, optionally with a variant: configs/x.py[:arg].'
@@ -117,6 +117,9 @@ def main(argv: list[str]) -> None:
             )
         elif _MODE.value == 'eval':
             _print_results(evaluate.evaluate(config, _WORKDIR.value))
+        elif _MODE.value == 'export':
+            record = export.export(config, _WORKDIR.value)
+            print(f'{record["folder"]}: {", ".join(record["files"])} (step {record["step"]})')
         else:
             for path in sample.sample(config, _WORKDIR.value):
                 print(path)

@@ -9,49 +9,16 @@ config's seed, so repeating an evaluation gives the same numbers.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import jax
 import ml_collections
 
 from experiments import best_checkpoint, runtime
 from experiments import workdir as workdir_lock
-from gen_models import metrics, schema
-from gen_models.config import ConfigError
-from gen_models.metrics import features
+from gen_models import metrics
+from gen_models.metrics import classifier_net, features
 from gen_models.models import TrainState
-
-
-def saved_config(workdir: Path) -> ml_collections.ConfigDict:
-    """The config a run wrote to `workdir/config.json`, on today's schema."""
-    return schema.from_saved(json.loads((workdir / 'config.json').read_text()))
-
-
-def load_classifier(
-    workdir: str | Path, batch_size: int, image_shape: tuple[int, ...]
-) -> tuple[features.FeatureNet, features.FeatureNet]:
-    """(features, probabilities) nets of the newest checkpoint of a classifier run, for images
-    of `image_shape`; named by its dataset and step, identified by its params' checksum."""
-    workdir = Path(workdir)
-    config = saved_config(workdir)
-    run = runtime.prepare(config)
-    if run.model.classify is None or tuple(run.info.image_shape) != tuple(image_shape):
-        raise ConfigError(
-            'eval.classifier_workdir',
-            str(workdir),
-            f'a classifier run on images of shape {tuple(image_shape)} '
-            f'(this is a {config.model.name!r} run on {config.dataset.name})',
-        )
-    state, step = runtime.restore_latest(run, workdir)
-    return features.classifier_nets(
-        run.model.classify,
-        jax.device_get(state),
-        tuple(image_shape),
-        f'classifier({config.dataset.name}, step {step})',
-        batch_size,
-    )
 
 
 def _feature_net_loader(run: runtime.Run):
@@ -61,7 +28,7 @@ def _feature_net_loader(run: runtime.Run):
 
     def classifier_nets() -> tuple[features.FeatureNet, features.FeatureNet]:
         if 'classifier_nets' not in run.cache:
-            run.cache['classifier_nets'] = load_classifier(
+            run.cache['classifier_nets'] = classifier_net.load(
                 config.classifier_workdir, config.feature_batch_size, run.info.image_shape
             )
         return run.cache['classifier_nets']

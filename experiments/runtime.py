@@ -47,6 +47,7 @@ def prepare(config: ml_collections.ConfigDict) -> Run:
     num_devices = jax.device_count()
     schema.validate(config, num_devices=num_devices)
     config = schema.resolve(config)
+    _check_data_dir(config)
     try:
         info = data.dataset_info(config.dataset)
         data.check_splits(config.dataset, metrics.splits(config))
@@ -56,12 +57,33 @@ def prepare(config: ml_collections.ConfigDict) -> Run:
         raise
     except (ValueError, FileNotFoundError) as error:
         raise ConfigError('dataset.name', config.dataset.name, str(error)) from None
+    if config.train.eval_examples > info.num_eval:
+        raise ConfigError(
+            'train.eval_examples',
+            config.train.eval_examples,
+            f'at most the {info.num_eval} examples of dataset.eval_split={config.dataset.eval_split!r}'
+            ' (0 = all)',
+        )
     models.family(config.model.name).validate(config, info, num_devices)
     model = build_model(config, info)
     metrics.check_model(config, model)
     root = jax.random.key(config.seed)
     keys = {name: jax.random.fold_in(root, index) for index, name in enumerate(KEY_NAMES)}
     return Run(config=config, info=info, model=model, mesh=parallel.make_mesh(), keys=keys)
+
+
+def _check_data_dir(config: ml_collections.ConfigDict) -> None:
+    """The prepared-data folder must exist or be creatable (data are prepared there on first
+    use; a read-only folder of prepared data is fine)."""
+    path = Path(data.DataSpec.from_config(config.dataset).data_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(
+            'dataset.data_dir',
+            config.dataset.data_dir or str(path),
+            f'a folder that exists or can be made ({error.strerror}: {path})',
+        ) from None
 
 
 def initial_state(run: Run) -> TrainState:

@@ -98,6 +98,18 @@ def _train() -> ml_collections.ConfigDict:
     return train
 
 
+def _export() -> ml_collections.ConfigDict:
+    export = ml_collections.ConfigDict()  # launch.py --mode export: images for other tools
+    export.num_images = 10000  # generated images written (and, for encoders, reconstructed
+    # or transformed eval images)
+    export.format = 'npz'  # 'npz' (uint8 NHWC under 'images', 'labels' if conditional) |
+    # 'png' (000000.png, ... folders that pytorch-fid, torch-fidelity, clean-fid read)
+    export.checkpoint = 'latest'  # 'latest' | 'best' (eval.keep_best's)
+    export.label = -1  # conditional models: the class of every image; -1 = balanced classes
+    export.dir = ''  # where to write; '' = <workdir>/export/<step>
+    return export
+
+
 def _sweep() -> ml_collections.ConfigDict:
     sweep = ml_collections.ConfigDict()  # launch.py --mode sweep (the file's get_sweep())
     sweep.metric = 'eval/elbo'  # results.json metric that ranks trials and is plotted
@@ -118,6 +130,7 @@ def shared_defaults() -> ml_collections.ConfigDict:
     # shard_map; spans hosts) | 'pmap'; both give the same numbers
     config.train = _train()
     config.eval = metrics.eval_defaults()
+    config.export = _export()
     config.sweep = _sweep()
     return config
 
@@ -174,6 +187,10 @@ SHARED_RULES: dict[str, cfg.Rule] = {
     'train.num_samples': cfg.at_least(1),
     'train.loss_limit': cfg.positive(),
     **metrics.EVAL_RULES,
+    'export.num_images': cfg.at_least(1),
+    'export.format': cfg.choice('npz', 'png'),
+    'export.checkpoint': cfg.choice('latest', 'best'),
+    'export.label': cfg.at_least(-1),
     'sweep.metric': ((lambda v: '/' in v), "a results.json metric such as 'eval/elbo'"),
     'sweep.mode': cfg.choice('max', 'min'),
 }

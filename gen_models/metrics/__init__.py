@@ -15,11 +15,21 @@ from typing import Any
 import ml_collections
 
 from gen_models import config as cfg
-from gen_models.metrics import features, fid, iwae, parzen, precision_recall, registry, scores
+from gen_models.metrics import (
+    density_coverage,
+    features,
+    fid,
+    intra_fid,
+    iwae,
+    parzen,
+    precision_recall,
+    registry,
+    scores,
+)
 from gen_models.metrics.registry import EvalContext, Metric
 from gen_models.nets import inception
 
-_MODULES = (iwae, fid, precision_recall, parzen, scores)
+_MODULES = (iwae, fid, precision_recall, parzen, scores, density_coverage, intra_fid)
 METRICS: dict[str, Metric] = {metric.name: metric for m in _MODULES for metric in m.METRICS}
 
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from gen_models import config as cfg
 from gen_models.metrics import features
-from gen_models.metrics.distances import squared_distances
+from gen_models.metrics.distances import knn_radii, squared_distances
 from gen_models.metrics.registry import EvalContext, Metric, Protocols, Values
 
 
@@ -23,16 +23,6 @@ def eval_defaults() -> ml_collections.ConfigDict:
 
 
 EVAL_RULES: dict[str, cfg.Rule] = {'eval.pr_neighbours': cfg.at_least(1)}
-
-
-def knn_radii(points: np.ndarray, k: int, chunk: int = 250) -> np.ndarray:
-    """Squared distance from each point to its k-th nearest other point of the set."""
-    radii = np.empty(len(points))
-    for start in range(0, len(points), chunk):
-        distances = squared_distances(points[start : start + chunk], points)
-        # Index k, not k - 1: the nearest point of each row is itself, at distance 0.
-        radii[start : start + chunk] = np.partition(distances, k, axis=1)[:, k]
-    return radii
 
 
 def coverage(queries: np.ndarray, centres: np.ndarray, radii: np.ndarray, chunk: int = 250):

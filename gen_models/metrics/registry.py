@@ -10,7 +10,7 @@ is restored from its workdir); everything else a metric needs is here.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from typing import Any
 
 import jax
@@ -121,8 +121,7 @@ class EvalContext:
     def requested_labels(self, num: int) -> np.ndarray | None:
         """Labels asked of a class-conditional model: 0, 1, .., C-1, 0, 1, .. (balanced);
         None for unconditional models."""
-        classes = self.model.num_classes
-        return (np.arange(num) % classes).astype(np.int32) if classes else None
+        return balanced_labels(self.model.num_classes, num)
 
     def samples(self) -> np.ndarray:
         """`eval.num_samples` generated images in the model's image range, `eval_batch_size`
@@ -140,21 +139,29 @@ class EvalContext:
         return self.memo(('feature_net', kind), lambda: self.load_feature_net(kind))
 
     def _generate(self) -> np.ndarray:
-        num = self.config.eval.num_samples
-        size = self.config.train.eval_batch_size
-        generate = jax.jit(self.model.generate, static_argnums=2)
-        chunks = -(-num // size)
-        labels = self.requested_labels(chunks * size)
+        config = self.config
+        num, size = config.eval.num_samples, config.train.eval_batch_size
+        labels = self.requested_labels(-(-num // size) * size)
         return np.concatenate(
-            [
-                np.asarray(
-                    generate(
-                        self.state,
-                        jax.random.fold_in(self.sample_rng, index + 1),
-                        size,
-                        None if labels is None else labels[index * size : (index + 1) * size],
-                    )
-                )
-                for index in range(chunks)
-            ]
-        )[:num]
+            list(generate_chunks(self.model, self.state, self.sample_rng, num, size, labels))
+        )
+
+
+def balanced_labels(num_classes: int, num: int) -> np.ndarray | None:
+    """0, 1, .., C-1, 0, 1, .. for `num` images of a class-conditional model; None for
+    unconditional ones (num_classes 0)."""
+    return (np.arange(num) % num_classes).astype(np.int32) if num_classes else None
+
+
+def generate_chunks(
+    model: Any, state: Any, rng: jax.Array, num: int, size: int, labels: np.ndarray | None
+) -> Iterator[np.ndarray]:
+    """`num` generated images in chunks of `size` (the last one cut), in the model's image
+    range; chunk c is drawn with key fold_in(rng, c + 1) (sample grids use the key itself)
+    and `labels[c * size:(c + 1) * size]` for conditional models. What evaluation scores and
+    `--mode export` writes are the same images."""
+    generate = jax.jit(model.generate, static_argnums=2)
+    for index in range(-(-num // size)):
+        chunk_labels = None if labels is None else labels[index * size : (index + 1) * size]
+        images = generate(state, jax.random.fold_in(rng, index + 1), size, chunk_labels)
+        yield np.asarray(images)[: num - index * size]

@@ -70,6 +70,8 @@ class ModelDef:
     reconstruct: (state, images, rng, labels=None) -> images, for models with an encoder, else
       None; conditional models need the images' labels.
     transform: (state, images, rng) -> transformed images, for image-transformation models.
+    pairs: (uint8 images, keys) -> (inputs, exact targets) in [0, 1] of those models, one key
+      per image (noise and random masks are drawn from it).
     log_weights: (state, batch, rng, offset, num) -> (B, num) importance log-weights
       log p(x, z_s) - log q(z_s | x) of samples s = offset .. offset + num - 1 per example, per
       device, for models with an encoder (the IWAE bound); x observed as `eval_step` does.
@@ -93,6 +95,7 @@ class ModelDef:
     image_range: tuple[float, float]
     reconstruct: Callable[..., jax.Array] | None = None
     transform: Callable[..., jax.Array] | None = None
+    pairs: Callable[..., tuple[jax.Array, jax.Array]] | None = None
     log_weights: Callable[..., jax.Array] | None = None
     decode: Callable[..., jax.Array] | None = None
     classify: Callable[..., tuple[jax.Array, jax.Array]] | None = None
@@ -250,4 +253,11 @@ def check_conv_images(config: ml_collections.ConfigDict, info: Any, min_side: in
     if min(info.image_shape[:2]) < min_side:
         raise ConfigError(
             key, value, f'images of at least {min_side} px per side (got {tuple(info.image_shape)})'
+        )
+    side = min(info.image_shape[:2])
+    if config.model.get('kernel_size', 0) > side:
+        raise ConfigError(
+            'model.kernel_size',
+            config.model.kernel_size,
+            f'at most the image side ({side} px): a larger kernel sees nothing more',
         )

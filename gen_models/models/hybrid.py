@@ -268,11 +268,9 @@ class Hybrid:
         decoded = self.likelihood.mean(self.decode(params, mean))
         return self.likelihood.mean(self.apply(params, 'generator', decoded))
 
-    def pairs(self, batch, keys):
-        """(input, target) of every example; `keys` (one per example) draw noise and masks."""
-        return transforms.make_pair(
-            self.transform_config, base.images_to_unit(batch['image']), keys
-        )
+    def pairs(self, images, keys):
+        """(input, target) of uint8 images; `keys` (one per image) draw noise and masks."""
+        return transforms.make_pair(self.transform_config, base.images_to_unit(images), keys)
 
     def paired_objective(self, params, source, target, rng):
         """(loss, metrics, real outputs, outputs) of a paired batch."""
@@ -358,7 +356,9 @@ class Hybrid:
 
     def train_step(self, state, batch, rng):
         pair_rng, z_rng, g_rng, d_rng = jax.random.split(rng, 4)
-        source, target = self.pairs(batch, base.example_keys(pair_rng, batch['image'].shape[0]))
+        source, target = self.pairs(
+            batch['image'], base.example_keys(pair_rng, batch['image'].shape[0])
+        )
         objective = self.unpaired_objective if self.unpaired else self.paired_objective
         model_params = {k: v for k, v in state.params.items() if k != 'discriminator'}
 
@@ -396,7 +396,7 @@ class Hybrid:
         pair_rng, z_rng = jax.random.split(rng)
         params = state.params
         keys_of_pairs = base.example_keys(pair_rng, batch['image'].shape[0])
-        source, target = self.pairs(batch, keys_of_pairs)
+        source, target = self.pairs(batch['image'], keys_of_pairs)
         keys = base.example_keys(z_rng, source.shape[0])
         per_example, _, decoded = self.elbo_terms(params, source, keys)
         if self.unpaired:
@@ -503,6 +503,7 @@ def build(config, info) -> base.ModelDef:
         generate=hybrid.generate,
         reconstruct=hybrid.reconstruct,
         transform=hybrid.transform,
+        pairs=hybrid.pairs,
         decode=hybrid.decode_latents,
         latent_dim=hybrid.latent_dim,
         image_range=image_range,

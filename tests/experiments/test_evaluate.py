@@ -14,7 +14,7 @@ from experiments import best_checkpoint, evaluate, logs, runtime, train
 from gen_models import data, schema
 from gen_models.checkpoints import Checkpointer
 from gen_models.config import ConfigError
-from gen_models.metrics import METRICS, parzen
+from gen_models.metrics import METRICS, classifier_net, parzen
 from gen_models.nets import inception
 from tests.conftest import REPO
 from tests.tiny import tiny
@@ -281,7 +281,7 @@ def test_classifier_trains_and_serves_as_feature_net(data_dir, shared_data, tmp_
     assert 1.0 <= metrics['eval/classifier_score'] <= 10.0
     assert metrics['eval/fid'] > 0
     assert 0 <= metrics['eval/precision'] <= 1 and 0 <= metrics['eval/recall'] <= 1
-    net, _ = evaluate.load_classifier(tmp_path / 'classifier', 8, (28, 28, 1))
+    net, _ = classifier_net.load(tmp_path / 'classifier', 8, (28, 28, 1))
     for name in names:
         assert protocols[name]['feature_net_sha256'] == net.checksum
     assert protocols['fid']['feature_net'] == 'classifier(mnist, step 60)/features'
@@ -290,14 +290,14 @@ def test_classifier_trains_and_serves_as_feature_net(data_dir, shared_data, tmp_
 def test_classifier_for_other_images_is_a_config_error(data_dir, shared_data, tmp_path):
     _tiny_classifier(data_dir, shared_data, tmp_path)
     with pytest.raises(ConfigError, match='config.eval.classifier_workdir=.*shape'):
-        evaluate.load_classifier(tmp_path, 8, (32, 32, 3))
+        classifier_net.load(tmp_path, 8, (32, 32, 3))
 
 
 def test_saved_configs_of_older_runs_load_on_todays_defaults(tmp_path):
     written = tiny('classifier', 'somewhere').to_dict()
     del written['eval']  # a run from before the eval block existed
     (tmp_path / 'config.json').write_text(json.dumps(written))
-    config = evaluate.saved_config(tmp_path)
+    config = schema.from_saved(json.loads((tmp_path / 'config.json').read_text()))
     schema.validate(config)
     assert config.model.name == 'classifier' and config.model.hidden == (32,)
     assert config.dataset.data_dir == 'somewhere' and config.eval.metrics == ()

@@ -81,7 +81,9 @@ def test_the_traced_value_is_the_one_the_step_uses(name, key, values):
 
     _, traced = shared.train_step(fresh_state(), batch, rng, hparams)
     plain_step = build_model(second, info).train_step
-    _, plain = jax.jit(parallel.train_step(plain_step, mesh, 'shard_map'))(fresh_state(), batch, rng)
+    _, plain = jax.jit(parallel.train_step(plain_step, mesh, 'shard_map'))(
+        fresh_state(), batch, rng
+    )
     traced, plain = jax.device_get((traced, plain))
     assert traced.keys() == plain.keys()
     for metric in traced:
