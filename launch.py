@@ -12,8 +12,12 @@ allowed, and exit with status 2 before any data or compile work.
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
+from pathlib import Path
 
+import ml_collections
 from absl import flags, logging
 from ml_collections import config_flags
 
@@ -24,6 +28,7 @@ from gen_models.config import EXIT_USAGE, ConfigError
 from sweeps import sweep
 
 MODES = ('train', 'eval', 'sample', 'sweep', 'export')
+SAVED_CONFIG = Path(__file__).resolve().parent / 'configs' / 'saved.py'
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, optionally with a variant: configs/x.py[:arg].'
@@ -63,20 +68,81 @@ def _last_line(message: str) -> str:
     return lines[0] if len(lines) == 1 else f'{lines[0].split(":")[0]}: {lines[-1]}'
 
 
+def _saved_configs(argv: list[str]) -> list[str]:
+    """`--config runs/x/config.json` read through configs/saved.py (a saved run's config)."""
+    out, args = [], iter(argv)
+    for arg in args:
+        value = arg.partition('=')[2] if arg.startswith('--config=') else None
+        if arg == '--config':
+            value = next(args, '')
+        if value is not None and value.endswith('.json'):
+            arg = f'--config={SAVED_CONFIG}:{value}'
+        elif arg == '--config':
+            arg = f'--config={value}'
+        out.append(arg)
+    return out
+
+
+def _config_path(argv: list[str]) -> str:
+    """The config file `--config` names (without its `:variant`), '' when none."""
+    values = [a.partition('=')[2] for a in argv if a.startswith('--config=')]
+    return values[-1].partition(':')[0] if values else ''
+
+
+def _config_error(error: BaseException, path: str) -> str:
+    """One line for a config file that does not load: its file and line, what went wrong."""
+    if isinstance(error, SyntaxError):
+        return f'--config: {error.filename}:{error.lineno}: {error.msg}'
+    if isinstance(error, AttributeError) and 'get_config' in str(error):
+        return f'--config: {path} defines no get_config(arg=None)'
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(path)]
+    where = f'{path}:{frames[-1].lineno}' if frames else path
+    return f'--config: {where}: {type(error).__name__}: {error}'
+
+
+def _check_workdir(workdir: str, mode: str) -> None:
+    """A workdir that could never hold a run: empty, a file, one that cannot be made (train
+    and sweep make it here; the other modes need one that holds a run)."""
+    if not workdir.strip():
+        _usage_error('--workdir must name a folder (got an empty string)')
+    path = Path(workdir)
+    if path.exists() and not path.is_dir():
+        _usage_error(f'--workdir={workdir} is a file, not a folder')
+    if mode in ('train', 'sweep'):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            _usage_error(f'--workdir={workdir} cannot be made ({error.strerror})')
+    if path.is_dir() and not os.access(path, os.W_OK):
+        _usage_error(f'--workdir={workdir} is not writable')
+
+
 def parse_flags(argv: list[str]):
     """Parses flags and loads the config; usage errors become one line and exit 2."""
+    argv = _saved_configs(argv)
+    path = _config_path(argv)
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)  # config_flags' own warnings: the error line says it
     try:
         flags.FLAGS(argv)
-        if _CONFIG.value is None or _WORKDIR.value is None:
+        if not path or _WORKDIR.value is None:
             _usage_error('--config and --workdir are required')
         config = _CONFIG.value
-        config.to_dict()  # Touching a config that failed to load raises its error.
+        if config is not None:
+            config.to_dict()  # Touching a config that failed to load raises its error.
     except flags.Error as error:
         _usage_error(_last_line(str(error)))
     except (AttributeError, KeyError) as error:
+        if 'get_config' in str(error):
+            _usage_error(_config_error(error, path))
         _usage_error(f'unknown config key {error} (docs/configs.md lists every key)')
-    except (ValueError, TypeError, OSError, ImportError) as error:
-        _usage_error(f'--config: {error}')
+    except Exception as error:  # noqa: BLE001 - whatever a config file raises: one line
+        _usage_error(_config_error(error, path))
+    finally:
+        logging.set_verbosity(verbosity)
+    if not isinstance(config, ml_collections.ConfigDict):
+        _usage_error(f'--config: {path}: get_config() returned {config!r}, not a ConfigDict')
+    _check_workdir(_WORKDIR.value, _MODE.value)
     return config
 
 
