@@ -28,7 +28,7 @@ from gen_models.config import EXIT_USAGE, ConfigError
 from sweeps import sweep
 
 MODES = ('train', 'eval', 'sample', 'sweep', 'export')
-SAVED_CONFIG = Path(__file__).resolve().parent / 'configs' / 'saved.py'
+SAVED_CONFIG = Path(__file__).resolve().parent / 'configs' / '_saved.py'
 
 _CONFIG = config_flags.DEFINE_config_file(
     'config', None, 'Experiment config file, optionally with a variant: configs/x.py[:arg].'
@@ -69,7 +69,7 @@ def _last_line(message: str) -> str:
 
 
 def _saved_configs(argv: list[str]) -> list[str]:
-    """`--config runs/x/config.json` read through configs/saved.py (a saved run's config)."""
+    """`--config runs/x/config.json` read through configs/_saved.py (a saved run's config)."""
     out, args = [], iter(argv)
     for arg in args:
         value = arg.partition('=')[2] if arg.startswith('--config=') else None

@@ -2,7 +2,7 @@
 was configured, on today's schema (keys added since take their defaults).
 
   python launch.py --config runs/x/config.json --workdir runs/x --mode eval
-  python launch.py --config configs/saved.py:runs/x/config.json --workdir runs/x \
+  python launch.py --config configs/_saved.py:runs/x/config.json --workdir runs/x \
       --config.train.num_steps=20000
 
 (`launch.py` reads a `--config` ending in `.json` as the first form through this file.)
@@ -18,7 +18,7 @@ from gen_models import schema
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if not arg:
-        raise ValueError('configs/saved.py needs a config.json: configs/saved.py:<path>')
+        raise ValueError('configs/_saved.py needs a config.json: configs/_saved.py:<path>')
     path = Path(arg)
     if not path.is_file():
         raise FileNotFoundError(f'{path}: no such config.json')
