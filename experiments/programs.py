@@ -56,6 +56,8 @@ class Programs:
     init: (rng, example_batch, hparams) -> TrainState (on the default device).
     train_step: (state, batch, base_rng, hparams) -> (state, metrics), over the mesh, with
       the step key fold_in(base_rng, state.step) as in `parallel.train_step`; donates state.
+      With `train.steps_per_call` K > 1: K steps, batches and metrics stacked on a leading
+      axis (lax.scan).
     eval_step: (state, batch, rng, hparams) -> metric sums and 'count' over the mesh.
     vmapped_train_step: train_step mapped with `jax.vmap` over a leading trial axis of every
       argument (vectorised trials: stacked states, batches (trials, batch, ...), keys and
@@ -89,8 +91,14 @@ def _build(config: ml_collections.ConfigDict, info: Any, mesh: jax.sharding.Mesh
     def init(rng, example, hparams):
         return model(hparams).init(rng, example)
 
+    steps = config.train.steps_per_call
+
     def train_step(state, batch, rng, hparams):
-        return parallel.train_step(model(hparams).train_step, mesh, backend)(state, batch, rng)
+        step = parallel.train_step(model(hparams).train_step, mesh, backend)
+        if steps == 1:
+            return step(state, batch, rng)
+        # Several steps in one call: the batches of the steps on a leading axis.
+        return jax.lax.scan(lambda state, batch: step(state, batch, rng), state, batch)
 
     def eval_step(state, batch, rng, hparams):
         return parallel.eval_step(model(hparams).eval_step, mesh, backend)(state, batch, rng)

@@ -20,12 +20,11 @@ loss turns non-finite stops alone. Every feature of the loop works for both by c
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,14 +35,10 @@ import numpy as np
 import tqdm
 from jax.sharding import NamedSharding, PartitionSpec
 
-from experiments import best_checkpoint, environment, evaluate, logs, programs, runtime
+from experiments import batches, best_checkpoint, environment, evaluate, logs, programs, runtime
 from experiments import workdir as workdir_lock
-from gen_models import data, parallel
 from gen_models.checkpoints import non_finite_arrays
-from gen_models.models import DATA_AXIS
-
-# Stacked batches (trials, batch, ...) are split over the mesh along the batch axis.
-TRIALS_SPLIT = PartitionSpec(None, DATA_AXIS)
+from gen_models.config import ConfigError
 
 
 class NonFiniteError(RuntimeError):
@@ -93,8 +88,11 @@ def is_due(step: int, every: int, last: int) -> bool:
 
 
 def _mean_metrics(window: list[dict[str, jax.Array]]) -> dict[str, float]:
-    stacked = jax.device_get(jax.tree.map(lambda *xs: jnp.stack(xs), *window))
-    return {name: float(np.mean(values)) for name, values in stacked.items()}
+    """Means over the window's steps (entries are one step's values, or a call's steps')."""
+    steps = jax.device_get(
+        jax.tree.map(lambda *xs: jnp.concatenate([jnp.ravel(x) for x in xs]), *window)
+    )
+    return {name: float(np.mean(values)) for name, values in steps.items()}
 
 
 def _stack(trees: Sequence[Any]) -> Any:
@@ -164,43 +162,18 @@ def _restore(trials: list[Trial]) -> tuple[list[Any], int]:
             return [runtime.initial_state(trials[0].run)], 0
         return [restored[0]], restored[1]
     common = set.intersection(*(set(t.manager.all_steps()) for t in trials))
-    if not common:
-        return [runtime.initial_state(t.run) for t in trials], 0
-    step = max(common)
-    return [t.manager.restore(runtime.initial_state(t.run), step=step)[0] for t in trials], step
-
-
-def _batches(trials: list[Trial], start_step: int) -> Iterator[Any]:
-    """Each step's batch: for one trial on the devices ahead of time (every process reads its
-    slice); for a group, (trials, batch, ...) stacks of each trial's seed's batch."""
-    lead = trials[0].run
-    make = functools.partial(
-        data.make_train_iterator,
-        lead.config.dataset,
-        batch_size=lead.config.train.batch_size,
-        start_step=start_step,
-    )
-    if len(trials) == 1:
-        yield from make(
-            seed=lead.config.seed,
-            process_index=jax.process_index(),
-            process_count=jax.process_count(),
-            transform=functools.partial(parallel.shard_batch, mesh=lead.mesh),
-        )
-        return
-    # The data order is a function of the seed alone (the dataset config is shared), so
-    # trials with one seed share one iterator.
-    iterators = {seed: make(seed=seed) for seed in dict.fromkeys(t.config.seed for t in trials)}
-    sharding = NamedSharding(lead.mesh, TRIALS_SPLIT)
-    while True:
-        by_seed = {seed: next(iterator) for seed, iterator in iterators.items()}
-        batches = [by_seed[t.config.seed] for t in trials]
-        yield {
-            name: jax.make_array_from_process_local_data(
-                sharding, np.stack([b[name] for b in batches])
-            )
-            for name in batches[0]
-        }
+    errors = []
+    for step in sorted(common, reverse=True):  # an unsound checkpoint: an older common step
+        try:
+            states = [t.manager.restore(runtime.initial_state(t.run), step=step)[0] for t in trials]
+        except Exception as error:  # noqa: BLE001 - unreadable, corrupt or non-finite
+            tqdm.tqdm.write(f'Cannot restore every trial at step {step} ({error}); trying older.')
+            errors.append(error)
+            continue
+        return states, step
+    if errors:
+        raise errors[0]
+    return [runtime.initial_state(t.run) for t in trials], 0
 
 
 class Loop:
@@ -212,6 +185,13 @@ class Loop:
         self.train_config = self.lead.config.train
         self.num_steps = self.train_config.num_steps
         states, self.start_step = _restore(trials)
+        self.steps_per_call = self.train_config.steps_per_call
+        if self.start_step % self.steps_per_call:
+            raise ConfigError(
+                'train.steps_per_call',
+                self.steps_per_call,
+                f'a divisor of the step {self.start_step} the run resumes from',
+            )
         if self.start_step:
             where = trials[0].workdir if len(trials) == 1 else f'{len(trials)} trials'
             tqdm.tqdm.write(f'Resuming {where} from the checkpoint of step {self.start_step}.')
@@ -259,7 +239,10 @@ class Loop:
         window = self.window if len(self.trials) == 1 else [_slice(m, index) for m in self.window]
         values = jax.device_get(window)
         return {
-            'window': {k: [float(m[k]) for m in values] for k in (values[0] if values else {})},
+            'window': {
+                k: [float(v) for m in values for v in np.ravel(m[k])]
+                for k in (values[0] if values else {})
+            },
             'last_train': trial.last_train,
             'compile_seconds': self.timing['compile_s'] or self.compile_seconds,
         }
@@ -279,6 +262,7 @@ class Loop:
                 trial.error = error
 
     def step(self, batch) -> None:
+        """One compiled call: `steps_per_call` train steps."""
         if self.timing['compile_s'] is None:
             start = time.perf_counter()
             self.state, metrics = self._step(self.state, batch)
@@ -287,7 +271,7 @@ class Loop:
             self.timing['window_start'] = time.perf_counter()
         else:
             self.state, metrics = self._step(self.state, batch)
-            self.timing['window_steps'] += 1
+            self.timing['window_steps'] += self.steps_per_call
         self.window.append(metrics)
 
     def log(self, step: int, progress) -> None:
@@ -388,8 +372,8 @@ def train_trials(
 
 
 def _run(loop: Loop) -> None:
-    """Steps from the start step to the last, with what falls between them."""
-    num_steps = loop.num_steps
+    """Calls from the start step to the last, with what falls between them."""
+    num_steps, per_call = loop.num_steps, loop.steps_per_call
     progress = tqdm.tqdm(
         total=num_steps,
         initial=loop.start_step,
@@ -398,15 +382,16 @@ def _run(loop: Loop) -> None:
         dynamic_ncols=True,
         disable=not (loop.train_config.progress_bar and loop.trials[0].is_lead),
     )
-    batches = _batches(loop.trials, loop.start_step)
+    seeds = [trial.config.seed for trial in loop.trials]
+    calls = batches.batches(loop.lead.config, seeds, loop.lead.mesh, loop.start_step)
     try:
         with stop_requests() as stop:
-            for step in range(loop.start_step + 1, num_steps + 1):
+            for step in range(loop.start_step + per_call, num_steps + 1, per_call):
                 wait_start = time.perf_counter()
-                batch = next(batches)
+                batch = next(calls)
                 loop.timing['wait_s'] += time.perf_counter() - wait_start
                 loop.step(batch)
-                progress.update(1)
+                progress.update(per_call)
                 if is_due(step, loop.train_config.log_every, num_steps):
                     loop.log(step, progress)
                 loop.periodic(step, bool(stop))

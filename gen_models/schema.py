@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from typing import Any
 
 import ml_collections
@@ -37,6 +38,8 @@ def _dataset() -> ml_collections.ConfigDict:
     dataset.eval_split = 'test'  # split evaluated on
     dataset.binarize = False  # dynamic binarisation, x ~ Bernoulli(pixel) (families that
     # read it: the VAE)
+    dataset.domain_b = ''  # unpaired transformation: dataset whose images (with the splits,
+    # size and folders above) are domain B; '' = the transform's targets of other examples
     dataset.verify_checksums = True  # refuse raw files that differ from the canonical sha256
     dataset.reprepare = False  # delete and rebuild the prepared data (repairs a broken file)
     return dataset
@@ -50,7 +53,8 @@ def _transform() -> ml_collections.ConfigDict:
     transform.flip_axis = 'horizontal'  # flip: 'horizontal' (left-right) | 'vertical'
     transform.scale = 1.5  # scale: zoom factor about the centre (> 1 enlarges), bilinear
     transform.mask = 'quarter'  # mask: 'quarter' (top-left quadrant) | 'centre' (centred
-    # half-size box) | 'random' (a half-size box at a random position per example)
+    # half-size box) | 'random' (a half-size box at a random position per example) |
+    # 'lower_half' (rows H // 2 and below)
     transform.noise_std = 0.2  # noise: std of the Gaussian noise added to [0, 1] pixels
     transform.pairing = 'paired'  # 'paired': train on (x, T(x)) | 'unpaired': domain A = x,
     # domain B = T(x) of other, disjoint examples; no pairs given
@@ -95,6 +99,10 @@ def _train() -> ml_collections.ConfigDict:
     # give bit-identical numbers (CPU runs always do); launch.py sets XLA_FLAGS before JAX starts
     train.loss_limit = 1e12  # a logged loss (a train metric named *loss*) of larger magnitude
     # means the run diverged: it stops as on NaN, keeping the last good checkpoint
+    train.steps_per_call = 1  # train steps inside one compiled call (lax.scan over that many
+    # batches sent at once; accelerators); the intervals above are multiples of it
+    train.device_data_bytes = 0  # a decoded train split up to this size lives on the devices
+    # and batches are gathered there (the same batches); 0 = read on the host
     return train
 
 
@@ -148,6 +156,10 @@ SHARED_RULES: dict[str, cfg.Rule] = {
     'lr': cfg.positive(),
     'dataset.image_size': ((lambda v: v == 0 or v >= 8), '0 (keep) or >= 8'),
     'dataset.shapes_resolution': cfg.at_least(8),
+    'dataset.domain_b': (
+        (lambda v: re.fullmatch(r'([\w.-]+(/[\w.-]+)*)?', v) is not None),
+        "'' (domain B: the transform's targets of the dataset's own examples) or a dataset name",
+    ),
     'transform.name': cfg.choice(*transforms.TRANSFORMS),
     'transform.angle': cfg.finite(),
     'transform.flip_axis': cfg.choice(*transforms.FLIP_AXES),
@@ -186,6 +198,8 @@ SHARED_RULES: dict[str, cfg.Rule] = {
     'train.eval_examples': cfg.at_least(0),
     'train.num_samples': cfg.at_least(1),
     'train.loss_limit': cfg.positive(),
+    'train.steps_per_call': cfg.at_least(1),
+    'train.device_data_bytes': cfg.at_least(0),
     **metrics.EVAL_RULES,
     'export.num_images': cfg.at_least(1),
     'export.format': cfg.choice('npz', 'png'),
@@ -195,7 +209,7 @@ SHARED_RULES: dict[str, cfg.Rule] = {
     'sweep.mode': cfg.choice('max', 'min'),
 }
 # Shared keys only some families read (Family.reads): the others refuse non-default values.
-OPT_IN = ('dataset.binarize', 'transform.*', 'optim.d_lr_multiplier')
+OPT_IN = ('dataset.binarize', 'dataset.domain_b', 'transform.*', 'optim.d_lr_multiplier')
 
 
 def _family(config: ml_collections.ConfigDict) -> models.Family:
@@ -267,6 +281,13 @@ def _check_shared(config: ml_collections.ConfigDict, num_devices: int) -> None:
             optimizer.schedule_scales,
             'one multiplier per optim.schedule_boundaries entry',
         )
+    intervals = ('num_steps', 'log_every', 'eval_every', 'checkpoint_every', 'sample_every')
+    every = [(f'train.{k}', train[k]) for k in intervals] + [('eval.every', config.eval.every)]
+    for key, value in every:
+        if value % train.steps_per_call:
+            raise cfg.ConfigError(
+                key, value, f'a multiple of train.steps_per_call ({train.steps_per_call})'
+            )
     for key in ('batch_size', 'eval_batch_size'):
         if train[key] % num_devices:
             raise cfg.ConfigError(

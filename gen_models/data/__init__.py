@@ -15,7 +15,13 @@ from gen_models.data.datasets import (
     dataset_info,
     prepare,
 )
-from gen_models.data.pipeline import load_split_array, make_eval_iterator, make_train_iterator
+from gen_models.data.pipeline import (
+    load_split_array,
+    make_eval_iterator,
+    make_train_iterator,
+    train_indices,
+    train_split_arrays,
+)
 
 __all__ = [
     'KNOWN_DATASETS',
@@ -27,5 +33,7 @@ __all__ = [
     'load_split_array',
     'make_eval_iterator',
     'make_train_iterator',
+    'train_indices',
+    'train_split_arrays',
     'prepare',
 ]

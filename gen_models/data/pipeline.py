@@ -288,6 +288,41 @@ def make_train_iterator(
     return _iterate(indices.map(reader), threads, prefetch, transform)
 
 
+def train_indices(
+    dataset_config: Any,
+    *,
+    batch_size: int,
+    seed: int,
+    start_step: int = 0,
+    process_index: int = 0,
+    process_count: int = 1,
+) -> Iterator[np.ndarray]:
+    """The example indices of `make_train_iterator`'s batches, step after step: batch s of
+    the train split is `train_split_arrays(...)[key][indices]` for the s-th array yielded
+    (this host's slice of the global batch), so a copy of the split on the devices yields
+    the same batches without reading anything per step."""
+    host_batch = _host_batch_size(batch_size, process_index, process_count)
+    spec = DataSpec.from_config(dataset_config)
+    source, _ = _open(spec, spec.train_split)
+    order = EpochOrder(len(source), seed)
+    first = host_batch * process_index
+    step = start_step
+    while True:
+        yield order.indices(step * batch_size + first, host_batch)
+        step += 1
+
+
+def train_split_arrays(dataset_config: Any, max_bytes: int) -> dict[str, np.ndarray] | None:
+    """The decoded train split's 'image' and 'label' arrays when they take at most
+    `max_bytes` (what `make_train_iterator` gathers its batches from), else None."""
+    spec = DataSpec.from_config(dataset_config)
+    source, features = _open(spec, spec.train_split)
+    if _decoded_bytes(source, features, spec) > min(max_bytes, IN_MEMORY_BYTES):
+        return None
+    arrays = _decoded_split(spec, spec.train_split)
+    return {k: arrays[k] for k in ITERATOR_KEYS}
+
+
 def make_eval_iterator(
     dataset_config: Any,
     *,
