@@ -4,6 +4,8 @@
   python launch.py --config configs/dcgan_mnist.py:minimax --workdir runs/gan --mode sample
   python launch.py --config configs/vae_mlp_mnist.py --workdir runs/sweeps/lr --mode sweep \
       --parallel 2
+  python launch.py --config configs/vae_mlp_mnist.py --workdir /shared/lr --mode sweep \
+      --executor slurm
   python launch.py ... --coordinator_address host0:1234 --num_processes 2 --process_id 0
 
 Bad flags or config values print one line naming the key, the value and what is
@@ -41,6 +43,13 @@ _VECTORIZE = flags.DEFINE_integer(
     1,
     'Sweep: up to this many trials that differ only in traced hyperparameters (lr, loss '
     'weights) and the seed, trained as one vmapped program.',
+)
+_EXECUTOR = flags.DEFINE_enum(
+    'executor',
+    'local',
+    sweep.EXECUTORS,
+    'Sweep: where trials run: local (this machine: in process, --parallel or --vectorize) or '
+    'slurm (a job array through submitit, resources in config.sweep.slurm).',
 )
 _DRY_RUN = flags.DEFINE_bool('dry_run', False, "Sweep: list the trials, don't run them.")
 _DISTRIBUTED = flags.DEFINE_enum(
@@ -178,6 +187,7 @@ def main(argv: list[str]) -> None:
                     _WORKDIR.value,
                     parallel=_PARALLEL.value,
                     vectorize=_VECTORIZE.value,
+                    executor=_EXECUTOR.value,
                     dry_run=_DRY_RUN.value,
                 )
             )

@@ -122,6 +122,20 @@ def _sweep() -> ml_collections.ConfigDict:
     sweep = ml_collections.ConfigDict()  # launch.py --mode sweep (the file's get_sweep())
     sweep.metric = 'eval/elbo'  # results.json metric that ranks trials and is plotted
     sweep.mode = 'max'  # 'max' | 'min': which end of sweep.metric is best
+    slurm = sweep.slurm = ml_collections.ConfigDict()  # --executor slurm: each array task's
+    # resources (one task per trial, or per vectorised group with --vectorize K)
+    slurm.partition = ''  # partition to submit to; '' = the cluster's default
+    slurm.time = 60  # minutes a task may run (at signal_delay_s before, it requeues itself)
+    slurm.gpus_per_task = 0  # GPUs of each task (process)
+    slurm.cpus_per_task = 1  # CPU cores of each task
+    slurm.mem = ''  # memory per node, e.g. '4G' or '500M'; '' = the partition's default
+    slurm.array_parallelism = 64  # array tasks running at once, at most
+    slurm.nodes = 1  # nodes per trial; > 1 (or tasks_per_node > 1) joins them through
+    # jax.distributed as one multi-process run
+    slurm.tasks_per_node = 1  # processes per node (e.g. one per GPU)
+    slurm.additional_parameters = ()  # more sbatch options, e.g. ('account=x', 'exclusive')
+    slurm.signal_delay_s = 120  # seconds before the time limit at which SLURM signals the
+    # task (SIGUSR2) to checkpoint and requeue itself
     return sweep
 
 
@@ -207,6 +221,32 @@ SHARED_RULES: dict[str, cfg.Rule] = {
     'export.label': cfg.at_least(-1),
     'sweep.metric': ((lambda v: '/' in v), "a results.json metric such as 'eval/elbo'"),
     'sweep.mode': cfg.choice('max', 'min'),
+    'sweep.slurm.partition': (
+        (lambda v: re.fullmatch(r'[\w.,-]*', v) is not None),
+        "'' (the cluster's default) or partition names",
+    ),
+    'sweep.slurm.time': cfg.at_least(1),
+    'sweep.slurm.gpus_per_task': cfg.at_least(0),
+    'sweep.slurm.cpus_per_task': cfg.at_least(1),
+    'sweep.slurm.mem': (
+        (lambda v: re.fullmatch(r'(\d+[KMGT]?)?', v) is not None),
+        "'' (the partition's default) or a size such as '4G' or '500M'",
+    ),
+    'sweep.slurm.array_parallelism': cfg.at_least(1),
+    'sweep.slurm.nodes': cfg.at_least(1),
+    'sweep.slurm.tasks_per_node': cfg.at_least(1),
+    'sweep.slurm.additional_parameters': (
+        (
+            lambda v: all(
+                isinstance(o, str)
+                and re.fullmatch(r'(?!(array|output|error|open-mode)(=|$))[a-z][\w-]*(=.+)?', o)
+                for o in v
+            )
+        ),
+        "sbatch options as 'name=value' or 'flag' strings, but array, output, error and "
+        'open-mode (the executor sets those)',
+    ),
+    'sweep.slurm.signal_delay_s': cfg.at_least(0),
 }
 # Shared keys only some families read (Family.reads): the others refuse non-default values.
 OPT_IN = ('dataset.binarize', 'dataset.domain_b', 'transform.*', 'optim.d_lr_multiplier')

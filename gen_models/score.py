@@ -257,8 +257,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sets = {
         s: (None, stats[s][2]) if stats.get(s) else load_images(s, args.data_dir) for s in args.sets
     }
-    _check(args, sets)
     _check_statistics(args, stats)
+    _check(args, sets)
     shape = next(images.shape[1:] for images, _ in sets.values() if images is not None)
     net = feature_net(args, tuple(shape))
     for spec, found in stats.items():

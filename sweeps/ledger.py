@@ -39,6 +39,15 @@ def _as_json(tree: Any) -> Any:
     return json.loads(json.dumps(tree, sort_keys=True))
 
 
+def _computed(base_config: dict[str, Any]) -> dict[str, Any]:
+    """What decides a base config's numbers, for comparing a rerun with the sweep on disk: on
+    today's schema (sweeps of older versions resume), without the `sweep` section (how trials
+    are ranked and where they run, e.g. new SLURM resources for the rest of a sweep)."""
+    computed = _as_json(schema.from_saved(base_config).to_dict())
+    computed.pop('sweep')
+    return computed
+
+
 class Ledger:
     """sweep.json: the base config and each trial's state, rewritten atomically on change.
 
@@ -56,10 +65,9 @@ class Ledger:
         self.path = workdir / SWEEP_FILE
         base_config = _as_json(base.to_dict())
         previous = json.loads(self.path.read_text()) if self.path.exists() else None
-        # Compared on today's schema, so sweeps of older versions resume.
-        saved = previous and _as_json(schema.from_saved(previous['base_config']).to_dict())
-        if previous and saved != _as_json(schema.from_saved(base_config).to_dict()):
-            old, new = _flat(saved), _flat(base_config)
+        saved = previous and _computed(previous['base_config'])
+        if previous and saved != _computed(base_config):
+            old, new = _flat(saved), _flat(_computed(base_config))
             changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
             raise SweepError(
                 f'{self.path} holds a sweep of another base config (it differs in '

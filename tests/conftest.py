@@ -31,11 +31,21 @@ def _quiet_tfds():
     tfds.display_progress_bar(False)
 
 
+def _session_folder(tmp_path_factory, name: str) -> pathlib.Path:
+    """A folder of this test session, shared by its pytest-xdist workers (each of which has
+    its own base temp folder under one common parent)."""
+    if not os.environ.get('PYTEST_XDIST_WORKER'):
+        return tmp_path_factory.mktemp(name)
+    path = tmp_path_factory.getbasetemp().parent / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope='session', autouse=True)
 def compilation_cache(tmp_path_factory) -> pathlib.Path:
     """One persistent compilation cache per session (subprocesses find it in the environment),
     and the CPU threefry lowering launch.py trains with: repeated compiles are skipped."""
-    path = tmp_path_factory.mktemp('jax_cache')
+    path = _session_folder(tmp_path_factory, 'jax_cache')
     os.environ[xla_settings.COMPILATION_CACHE_ENV] = str(path)
     xla_settings.use_unrolled_threefry()
     return xla_settings.enable_compilation_cache(str(path))
@@ -43,8 +53,9 @@ def compilation_cache(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope='session')
 def data_dir(tmp_path_factory) -> str:
-    """Prepared TFDS data shared by every test of the session (each dataset built once)."""
-    return str(tmp_path_factory.mktemp('tfds_data'))
+    """Prepared TFDS data shared by every test of the session and its workers (each dataset
+    built once, or by two workers at once, whose race `datasets.prepare` settles)."""
+    return str(_session_folder(tmp_path_factory, 'tfds_data'))
 
 
 @pytest.fixture

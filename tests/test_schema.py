@@ -23,7 +23,7 @@ def _with(key: str, value, family: str = 'vae'):
 @pytest.mark.parametrize(
     'key,value,family,allowed',
     [
-        ('model.name', 'gann', 'vae', "one of 'classifier' | 'gan' | 'hybrid'"),
+        ('model.name', 'gann', 'vae', "'gan' | 'hybrid'"),
         ('model.gan_loss', 'wgan', 'gan', "'minimax' | 'non_saturating'"),
         ('model.likelihood', 'poisson', 'vae', "'bernoulli' | 'gaussian'"),
         ('model.likelihood', 'logistic', 'hybrid', "one of 'bernoulli' | 'gaussian'"),

@@ -73,7 +73,8 @@ class FeatureNet:
 
 
 def inception_net(path: str = '', batch_size: int = 32) -> FeatureNet:
-    """The standard FID Inception (pool3) from `inception.inception_path(path)`."""
+    """The standard FID Inception (pool3) from `inception.inception_path(path)`: its weights
+    passed to `inception.feature_fn()` as arguments."""
     weights = inception.inception_path(path)
     if not weights.is_file():
         raise FileNotFoundError(
@@ -81,13 +82,13 @@ def inception_net(path: str = '', batch_size: int = 32) -> FeatureNet:
             f'${inception.INCEPTION_ENV} (docs/evaluation.md says how to obtain the file)'
         )
     params = inception.load_params(weights)
-    model = inception.FIDInception()
+    features = inception.feature_fn()
     return FeatureNet(
         name='inception-2015-12-05/pool3',
         checksum=inception.file_checksum(weights),
         dim=inception.FEATURE_DIM,
         batch_size=batch_size,
-        apply=jax.jit(lambda images: model.apply({'params': params}, inception.preprocess(images))),
+        apply=lambda images: features(params, images),
     )
 
 

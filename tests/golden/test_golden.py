@@ -15,7 +15,6 @@ RUNS = [
     ('burda_iwae', 'iwae5'),  # MLP VAE on the IWAE bound, binarised MNIST, the iwae metric
     ('dcgan_mnist', 'wgan_gp'),  # critic with gradient penalty, 5 D updates per step
     ('goodfellow_parzen', 'dcgan'),  # EMA generator, Parzen metrics during training
-    ('hybrid_shapes', 'unpaired'),  # two domains, cycles, a discriminator per domain
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,9 +32,47 @@ def test_port_reproduces_reference_pool3_features(weights_path):
     )
     inputs = np.load(REFERENCE_DIR / 'ref_input.npy').transpose(0, 2, 3, 1)  # NCHW -> NHWC
     reference = np.load(REFERENCE_DIR / 'ref_torch_feats.npy')
-    features = np.asarray(jax.jit(model.apply)({'params': params}, inputs))
+    apply = jax.jit(model.apply, compiler_options=inception.compiler_options())
+    features = np.asarray(apply({'params': params}, inputs))
     assert features.shape == (2, inception.FEATURE_DIM)
-    np.testing.assert_array_less(np.abs(features - reference).max(), 1e-4)
+    np.testing.assert_array_less(np.abs(features - reference).max(), 1e-5)
+
+
+def test_load_params_folds_batch_norm_into_the_conv(weights_path):
+    """The first conv with its folded kernel and bias is conv -> batch norm of the file's arrays."""
+    with np.load(weights_path) as arrays:
+        raw = {
+            leaf: arrays[f'net.layers.conv.{leaf}'] for leaf in ('weight', 'beta', 'mean', 'var')
+        }
+    folded = inception.load_params(weights_path)['conv']
+    x = np.load(REFERENCE_DIR / 'ref_input.npy')[:1, :, :31, :31].transpose(0, 2, 3, 1)
+    conv = lambda kernel: jax.lax.conv_general_dilated(  # noqa: E731
+        x, kernel, (2, 2), 'VALID', dimension_numbers=('NHWC', 'HWIO', 'NHWC')
+    )
+    expected = (conv(raw['weight'].transpose(2, 3, 1, 0)) - raw['mean']) / np.sqrt(
+        raw['var'] + 1e-3
+    ) + raw['beta']
+    np.testing.assert_allclose(conv(folded['kernel']) + folded['bias'], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize('side', [7, 8])
+def test_pools_equal_flax_pools(side):
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((2, side, side + 3, 4)), jnp.float32)
+    np.testing.assert_array_equal(inception.max_pool_3x3(x), nn.max_pool(x, (3, 3), (2, 2)))
+    np.testing.assert_array_equal(
+        inception.max_pool_3x3(x, stride=1, padding=1),
+        nn.max_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1))),
+    )
+    np.testing.assert_allclose(
+        inception.avg_pool_3x3(x),
+        nn.avg_pool(x, (3, 3), (1, 1), ((1, 1), (1, 1)), count_include_pad=False),
+        atol=1e-6,
+    )
+
+
+def test_compiler_options_only_on_cpu():
+    assert inception.compiler_options('cpu') == inception.CPU_COMPILER_OPTIONS
+    assert inception.compiler_options('gpu') == {}
 
 
 def test_preprocess_scales_full_size_uint8_without_resampling():
