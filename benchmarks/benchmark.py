@@ -282,6 +282,25 @@ def benchmark_config(
     return rows
 
 
+def vs_torch_cell(row: dict[str, Any]) -> str:
+    """A table cell: the row's speed over torch's ('' for torch's own rows)."""
+    return f'{row["vs_torch"]:.2f}x' if 'vs_torch' in row else ''
+
+
+def compile_cell(row: dict[str, Any]) -> str:
+    """A table cell: lowering + compile seconds of a jax row ('-' for torch's)."""
+    if 'compile_seconds' not in row:
+        return '-'
+    return f'{row["lower_seconds"]:.2f} + {row["compile_seconds"]:.2f}'
+
+
+def run_main(main: Callable[[list[str]], None], defaults: dict[str, Any]) -> None:
+    """`app.run(main)` with this module's shared flags defaulting to `defaults`."""
+    for flag, default in defaults.items():
+        flags.FLAGS.set_default(flag, default)
+    app.run(main)
+
+
 def markdown_table(rows: list[dict[str, Any]], matmul_rate: float) -> str:
     """One line per (config, framework)."""
     lines = [
@@ -290,15 +309,9 @@ def markdown_table(rows: list[dict[str, Any]], matmul_rate: float) -> str:
         '|---|---|---|---|---|---|---|---|---|',
     ]
     for r in rows:
-        vs_torch = f'{r["vs_torch"]:.2f}x' if 'vs_torch' in r else ''
-        compile_s = (
-            f'{r["lower_seconds"]:.2f} + {r["compile_seconds"]:.2f}'
-            if 'compile_seconds' in r
-            else '-'
-        )
         lines.append(
             f'| {r["config"]} | {r["framework"]} | {r["images_per_second"]:.0f} | '
-            f'{r["step_ms"]:.1f} | {vs_torch} | {compile_s} | '
+            f'{r["step_ms"]:.1f} | {vs_torch_cell(r)} | {compile_cell(r)} | '
             f'{100 * r["input_wait_fraction"]:.1f}% | {r["gflops"]:.1f} | '
             f'{100 * r["gflops"] / matmul_rate:.0f}% |'
         )

@@ -38,7 +38,7 @@ import jax
 import jax.extend.core as jex
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 from jax import lax
 
 from benchmarks import benchmark
@@ -520,6 +520,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    for flag, default in DEFAULTS.items():
-        FLAGS.set_default(flag, default)
-    app.run(main)
+    benchmark.run_main(main, DEFAULTS)

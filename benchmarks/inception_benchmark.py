@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from benchmarks import benchmark
 from experiments import logs
@@ -170,15 +170,10 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
         '|---|---|---|---|---|---|---|',
     ]
     for r in rows:
-        vs_torch = f'{r["vs_torch"]:.2f}x' if 'vs_torch' in r else ''
-        compile_s = (
-            f'{r["lower_seconds"]:.2f} + {r["compile_seconds"]:.2f}'
-            if 'lower_seconds' in r
-            else '-'
-        )
         lines.append(
             f'| {r["framework"]} | {r["images_per_second"]:.2f} | {r["batch_ms"]:.0f} | '
-            f'{vs_torch} | {compile_s} | {r["fid_50k_minutes"]:.0f} | '
+            f'{benchmark.vs_torch_cell(r)} | {benchmark.compile_cell(r)} | '
+            f'{r["fid_50k_minutes"]:.0f} | '
             f'{r["max_abs_diff_vs_jax"]:.1e} |'
         )
     return '\n'.join(lines)
@@ -249,6 +244,4 @@ def main(argv):
 
 
 if __name__ == '__main__':
-    for flag, default in DEFAULTS.items():
-        FLAGS.set_default(flag, default)
-    app.run(main)
+    benchmark.run_main(main, DEFAULTS)

@@ -16,7 +16,6 @@ import numpy as np
 from gen_models import config as cfg
 from gen_models.metrics import features
 from gen_models.metrics.distances import knn_radii, squared_distances
-from gen_models.metrics.registry import EvalContext, Metric, Protocols, Values
 
 
 def eval_defaults() -> ml_collections.ConfigDict:
@@ -47,34 +46,12 @@ def density_coverage(
     return inside_total / (k * len(generated)), covered / len(real)
 
 
-def _compute(context: EvalContext) -> tuple[Values, Protocols]:
-    k = context.config.eval.dc_neighbours
-    density, coverage = density_coverage(
-        features.reference(context), features.generated_features(context), k
-    )
-    protocol = {
-        'metric': 'density and coverage (Naeem et al. 2020), k-NN balls of the reference features',
-        'neighbours': k,
-        **features.feature_protocol(context),
-    }
-    return {'density': density, 'coverage': coverage}, {'density_coverage': protocol}
-
-
 METRICS = (
-    Metric(
-        name='density_coverage',
-        outputs=('density', 'coverage'),
-        description='density and coverage (Naeem et al. 2020), k-NN balls of the real features',
-        compute=_compute,
-        requires=('generate',),
-        feature_net='features',
-        splits=features.reference_splits,
-        keys=(
-            'num_samples',
-            'reference_split',
-            'reference_examples',
-            'feature_net',
-            'dc_neighbours',
-        ),
+    features.knn_metric(
+        'density_coverage',
+        ('density', 'coverage'),
+        'density and coverage (Naeem et al. 2020), k-NN balls of the reference features',
+        density_coverage,
+        'dc_neighbours',
     ),
 )

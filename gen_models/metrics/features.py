@@ -23,7 +23,7 @@ from flax import traverse_util
 
 from gen_models import config as cfg
 from gen_models import data
-from gen_models.metrics.registry import EvalContext
+from gen_models.metrics.registry import EvalContext, Metric, Protocols, Values
 from gen_models.nets import inception
 
 STATS_DIR_ENV = 'GEN_MODELS_STATS_DIR'
@@ -225,3 +225,38 @@ def feature_protocol(context: EvalContext) -> dict[str, Any]:
         **sample_protocol(context),
         **reference_protocol(config.dataset, config.eval.reference_split, len(reference(context))),
     }
+
+
+def knn_metric(
+    name: str,
+    outputs: tuple[str, str],
+    description: str,
+    estimate: Callable[[np.ndarray, np.ndarray, int], tuple[float, float]],
+    neighbours_key: str,
+) -> Metric:
+    """A metric of k-NN balls in feature space: `estimate(reference, generated, k)` gives its
+    two `outputs`, k = `config.eval.<neighbours_key>`; its protocol is `description` with k
+    and the features' protocol."""
+
+    def compute(context: EvalContext) -> tuple[Values, Protocols]:
+        k = context.config.eval[neighbours_key]
+        values = estimate(reference(context), generated_features(context), k)
+        protocol = {'metric': description, 'neighbours': k, **feature_protocol(context)}
+        return dict(zip(outputs, values)), {name: protocol}
+
+    return Metric(
+        name=name,
+        outputs=outputs,
+        description=description,
+        compute=compute,
+        requires=('generate',),
+        feature_net='features',
+        splits=reference_splits,
+        keys=(
+            'num_samples',
+            'reference_split',
+            'reference_examples',
+            'feature_net',
+            neighbours_key,
+        ),
+    )

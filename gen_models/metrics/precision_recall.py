@@ -13,7 +13,6 @@ import numpy as np
 from gen_models import config as cfg
 from gen_models.metrics import features
 from gen_models.metrics.distances import knn_radii, squared_distances
-from gen_models.metrics.registry import EvalContext, Metric, Protocols, Values
 
 
 def eval_defaults() -> ml_collections.ConfigDict:
@@ -45,34 +44,12 @@ def precision_recall(real: np.ndarray, generated: np.ndarray, k: int = 3) -> tup
     return precision, recall
 
 
-def _compute(context: EvalContext) -> tuple[Values, Protocols]:
-    k = context.config.eval.pr_neighbours
-    precision, recall = precision_recall(
-        features.reference(context), features.generated_features(context), k
-    )
-    protocol = {
-        'metric': 'improved precision and recall (Kynkaanniemi et al. 2019), k-NN balls',
-        'neighbours': k,
-        **features.feature_protocol(context),
-    }
-    return {'precision': precision, 'recall': recall}, {'precision_recall': protocol}
-
-
 METRICS = (
-    Metric(
-        name='precision_recall',
-        outputs=('precision', 'recall'),
-        description='k-NN precision and recall (Kynkaanniemi et al. 2019) in the features FID uses',
-        compute=_compute,
-        requires=('generate',),
-        feature_net='features',
-        splits=features.reference_splits,
-        keys=(
-            'num_samples',
-            'reference_split',
-            'reference_examples',
-            'feature_net',
-            'pr_neighbours',
-        ),
+    features.knn_metric(
+        'precision_recall',
+        ('precision', 'recall'),
+        'improved precision and recall (Kynkaanniemi et al. 2019), k-NN balls',
+        precision_recall,
+        'pr_neighbours',
     ),
 )

@@ -11,8 +11,8 @@ Input: (N, 299, 299, 3) floats scaled `(uint8 - 128) / 128`; `preprocess` makes 
 uint8 images of any size (legacy TF bilinear resize, as the original TF graph does).
 `feature_fn` is the whole jitted map from uint8 images to features.
 
-Written for speed on CPU, computing the same function (docs/benchmarks.md, "The FID Inception
-on CPU", measures each step): batch norm folded into the convs when loading, the 1x1 convs
+Written for speed on CPU, computing the same function (figures: docs/benchmarks.md, "The FID
+Inception on CPU"): batch norm folded into the convs when loading, the 1x1 convs
 that open a block's branches run as one, pools as fused strided slices, and XLA:CPU's Eigen
 convolutions instead of YNNPACK's (`compiler_options`)."""
 
@@ -315,8 +315,8 @@ def compiler_options(backend: str | None = None) -> dict[str, str]:
 def feature_fn() -> Callable[[dict, jax.Array], jax.Array]:
     """Jitted (params, uint8 (N, H, W, C) images) -> (N, 2048) features: `preprocess`, then
     the network, compiled with `compiler_options()`. The params are arguments rather than
-    constants closed over, which XLA would fold into the program, compiling (and running)
-    slower."""
+    constants closed over, which XLA would fold into the program: 0.1 s to compile instead of
+    1.7 s, at the same speed within noise (docs/benchmarks.md)."""
     model = FIDInception()
     return jax.jit(
         lambda params, images: model.apply({'params': params}, preprocess(images)),
