@@ -97,8 +97,9 @@ def _train() -> ml_collections.ConfigDict:
     train.progress_bar = True  # show a progress bar with rate and ETA
     train.deterministic = True  # GPUs: XLA's deterministic kernels, so that a config and seed
     # give bit-identical numbers (CPU runs always do); launch.py sets XLA_FLAGS before JAX starts
-    train.loss_limit = 1e12  # a logged loss (a train metric named *loss*) of larger magnitude
-    # means the run diverged: it stops as on NaN, keeping the last good checkpoint
+    train.loss_limit = 0.0  # > 0: a logged loss (a train metric named *loss*) of larger
+    # magnitude means the run diverged: it stops as on NaN, keeping the last good checkpoint;
+    # 0: only NaN/Inf stop it (a VAE's loss can spike past 1e12 early and recover)
     train.steps_per_call = 1  # train steps inside one compiled call (lax.scan over that many
     # batches sent at once; accelerators); the intervals above are multiples of it
     train.device_data_bytes = 0  # a decoded train split up to this size lives on the devices
@@ -211,7 +212,7 @@ SHARED_RULES: dict[str, cfg.Rule] = {
     'train.eval_batch_size': cfg.at_least(1),
     'train.eval_examples': cfg.at_least(0),
     'train.num_samples': cfg.at_least(1),
-    'train.loss_limit': cfg.positive(),
+    'train.loss_limit': cfg.at_least(0),
     'train.steps_per_call': cfg.at_least(1),
     'train.device_data_bytes': cfg.at_least(0),
     **metrics.EVAL_RULES,

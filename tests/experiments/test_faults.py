@@ -167,6 +167,7 @@ def test_a_diverging_gan_stops_and_leaves_only_sound_checkpoints(data_dir, tmp_p
     config = tiny('dcgan_mnist', data_dir, num_steps=40, checkpoint_every=5, log_every=5)
     config.dataset.name = 'shapes'
     config.lr = 1e10
+    config.train.loss_limit = 1e6
     with pytest.raises(train.NonFiniteError, match='non-finite|train.loss_limit'):
         train.train_and_evaluate(config, tmp_path)
     run = runtime.prepare(config)
