@@ -13,7 +13,7 @@ cross from the host per step.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -43,20 +43,32 @@ def _grouped(iterators: dict[int, Iterator], seeds: Sequence[int], steps: int) -
     return [drawn[seed] for seed in seeds]
 
 
-def host_batches(
-    config: ml_collections.ConfigDict, seeds: Sequence[int], mesh, start_step: int
-) -> Iterator[dict[str, jax.Array]]:
-    """Each call's batches, read on the host and transferred in one go."""
-    steps, group = config.train.steps_per_call, len(seeds) > 1
-    make = functools.partial(
-        data.make_train_iterator,
+def _from_step(source: Callable[..., Iterator], config: ml_collections.ConfigDict, start_step: int):
+    """`source` (the train pipeline's batches or indices) of this process from `start_step`,
+    given a seed."""
+    return functools.partial(
+        source,
         config.dataset,
         batch_size=config.train.batch_size,
         start_step=start_step,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
     )
-    sharding = NamedSharding(mesh, _spec(int(group) + int(steps > 1)))
+
+
+def _call_sharding(mesh, group: bool, steps: int) -> NamedSharding:
+    """How a call's arrays lie on the mesh: split over the batch axis, after the trial and
+    step axes that groups and several steps per call add."""
+    return NamedSharding(mesh, _spec(int(group) + int(steps > 1)))
+
+
+def host_batches(
+    config: ml_collections.ConfigDict, seeds: Sequence[int], mesh, start_step: int
+) -> Iterator[dict[str, jax.Array]]:
+    """Each call's batches, read on the host and transferred in one go."""
+    steps, group = config.train.steps_per_call, len(seeds) > 1
+    make = _from_step(data.make_train_iterator, config, start_step)
+    sharding = _call_sharding(mesh, group, steps)
     if not group and steps == 1:  # on the devices ahead, on the pipeline's thread
         yield from make(seed=seeds[0], transform=functools.partial(parallel.shard_batch, mesh=mesh))
         return
@@ -85,19 +97,12 @@ def resident_batches(
 def _gathered(config, seeds, mesh, start_step, arrays) -> Iterator[dict[str, jax.Array]]:
     steps, group = config.train.steps_per_call, len(seeds) > 1
     table = jax.device_put(arrays, NamedSharding(mesh, PartitionSpec()))
-    index_sharding = NamedSharding(mesh, _spec(int(group) + int(steps > 1)))
+    index_sharding = _call_sharding(mesh, group, steps)
     gather = jax.jit(
         lambda table, index: {k: jnp.take(v, index, axis=0) for k, v in table.items()},
         out_shardings=index_sharding,
     )
-    make = functools.partial(
-        data.train_indices,
-        config.dataset,
-        batch_size=config.train.batch_size,
-        start_step=start_step,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-    )
+    make = _from_step(data.train_indices, config, start_step)
     iterators = {seed: make(seed=seed) for seed in dict.fromkeys(seeds)}
     while True:
         index = _layout(_grouped(iterators, seeds, steps), group, steps > 1)

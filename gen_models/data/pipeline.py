@@ -252,6 +252,17 @@ def _iterate(
     return iter(dataset)
 
 
+def _step_indices(
+    num_examples: int, batch_size: int, seed: int, process_index: int, process_count: int
+) -> Callable[[int], np.ndarray]:
+    """step -> the example indices of this host's slice of the global train batch at `step`
+    (epochs reshuffled from `seed`): what the batch at a step depends on, and nothing else."""
+    host_batch = _host_batch_size(batch_size, process_index, process_count)
+    order = EpochOrder(num_examples, seed)
+    first = host_batch * process_index  # position of this host's slice in a global batch
+    return lambda step: order.indices(step * batch_size + first, host_batch)
+
+
 def make_train_iterator(
     dataset_config: Any,
     *,
@@ -275,15 +286,12 @@ def make_train_iterator(
     transfer to the devices); the iterator then yields its results. in_memory_bytes: the
     largest decoded split kept in memory (0: always read records).
     """
-    host_batch = _host_batch_size(batch_size, process_index, process_count)
     if start_step < 0:
         raise ValueError(f'start_step={start_step} must be >= 0')
     spec = DataSpec.from_config(dataset_config)
     reader, num, in_memory = _split_reader(spec, spec.train_split, in_memory_bytes)
-    order = EpochOrder(num, seed)
-    first = host_batch * process_index  # position of this host's slice in a global batch
-    steps = grain.MapDataset.range(start_step, sys.maxsize)
-    indices = steps.map(lambda step: order.indices(step * batch_size + first, host_batch))
+    step_indices = _step_indices(num, batch_size, seed, process_index, process_count)
+    indices = grain.MapDataset.range(start_step, sys.maxsize).map(step_indices)
     threads = 0 if in_memory else num_threads
     return _iterate(indices.map(reader), threads, prefetch, transform)
 
@@ -301,14 +309,12 @@ def train_indices(
     the train split is `train_split_arrays(...)[key][indices]` for the s-th array yielded
     (this host's slice of the global batch), so a copy of the split on the devices yields
     the same batches without reading anything per step."""
-    host_batch = _host_batch_size(batch_size, process_index, process_count)
     spec = DataSpec.from_config(dataset_config)
     source, _ = _open(spec, spec.train_split)
-    order = EpochOrder(len(source), seed)
-    first = host_batch * process_index
+    step_indices = _step_indices(len(source), batch_size, seed, process_index, process_count)
     step = start_step
     while True:
-        yield order.indices(step * batch_size + first, host_batch)
+        yield step_indices(step)
         step += 1
 
 
