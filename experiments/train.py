@@ -416,7 +416,9 @@ def log_train(step, window, timing, trial: Trial, batch_size: int) -> dict[str, 
     means = _mean_metrics(window)
     bad = [name for name, value in means.items() if not np.isfinite(value)]
     limit = trial.config.train.loss_limit
-    diverged = [f'{k}={v:.3g}' for k, v in means.items() if limit and 'loss' in k and abs(v) > limit]
+    diverged = [
+        f'{k}={v:.3g}' for k, v in means.items() if limit and 'loss' in k and abs(v) > limit
+    ]
     if bad or diverged:
         what = f'non-finite {", ".join(bad)}' if bad else f'{", ".join(diverged)} beyond '
         what += '' if bad else f'train.loss_limit={limit:g}'

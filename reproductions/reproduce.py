@@ -27,7 +27,8 @@ from typing import Any
 
 from experiments import logs
 from gen_models.config import EXIT_USAGE
-from sweeps.ledger import SWEEP_FILE, TRIALS_DIR
+from reproductions import disentanglement_study
+from sweeps.ledger import SWEEP_FILE, TRIALS_DIR, sweep_trials
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT = REPO / 'runs' / 'reproductions'
@@ -58,6 +59,7 @@ class Reproduction:
 
     mode: 'train' (train, then `--mode eval` for the config's eval.metrics) or 'sweep'.
     rows: the table rows from the finished workdir (results read from disk).
+    figure: (sweep folder) -> the figure it redraws after a sweep, or None.
     """
 
     name: str
@@ -65,6 +67,7 @@ class Reproduction:
     config: str
     mode: str
     rows: Callable[[Path], list[Row]]
+    figure: Callable[[Path], Path] | None = None
 
 
 def _results(workdir: Path) -> dict[str, Any] | None:
@@ -140,14 +143,6 @@ def _fid(metrics: dict[str, float], protocols: dict[str, Any]) -> tuple[str, str
         f'{protocol["num_samples"]} samples vs {protocol["reference_examples"]} '
         f'{protocol["reference_split"]} images, {protocol["feature_net"]}'
     )
-
-
-def sweep_trials(sweep_dir: Path) -> list[tuple[dict[str, Any], Path]]:
-    """(overrides, workdir) of every trial of a sweep folder, in sweep order."""
-    ledger = json.loads((sweep_dir / SWEEP_FILE).read_text())
-    return [
-        (trial['overrides'], sweep_dir / TRIALS_DIR / trial['id']) for trial in ledger['trials']
-    ]
 
 
 def _last(records: list[dict[str, Any]], key: str) -> float | None:
@@ -243,6 +238,7 @@ REPRODUCTIONS = {
             'configs/kingma_welling.py:mnist',
             'sweep',
             _kingma_welling_rows('mnist'),
+            lambda sweep_dir: kingma_welling_figure(sweep_dir, 'mnist'),
         ),
         Reproduction(
             'kingma_welling_frey',
@@ -250,6 +246,7 @@ REPRODUCTIONS = {
             'configs/kingma_welling.py:frey',
             'sweep',
             _kingma_welling_rows('frey'),
+            lambda sweep_dir: kingma_welling_figure(sweep_dir, 'frey'),
         ),
         Reproduction(
             'dcgan_cifar10',
@@ -257,6 +254,14 @@ REPRODUCTIONS = {
             'configs/dcgan_cifar10.py',
             'train',
             _metric_rows('DCGAN, FID on CIFAR-10', '48.29 (50k samples vs train)', 'fid', _fid),
+        ),
+        Reproduction(
+            'disentanglement',
+            'Locatello et al. 2019, Figs. 4 and 7 (dSprites factor grid)',
+            'configs/disentanglement.py',
+            'sweep',
+            disentanglement_study.table_rows,
+            disentanglement_study.write,
         ),
     )
 }
@@ -317,8 +322,8 @@ def run(reproduction: Reproduction, root: Path, overrides: Sequence[str] = ()) -
     flags = [f'--config={reproduction.config}', f'--workdir={workdir}', *overrides]
     if reproduction.mode == 'sweep':
         _launch(['--mode=sweep', *flags])
-        variant = reproduction.config.rpartition(':')[2]
-        kingma_welling_figure(workdir, variant)
+        if reproduction.figure is not None:
+            reproduction.figure(workdir)
     else:
         _launch(['--mode=train', *flags])
         if not _has_configured_metrics(workdir):

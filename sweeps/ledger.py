@@ -35,6 +35,12 @@ def is_finished(workdir: str | os.PathLike[str], trial_id: str) -> bool:
     return (trial_dir(workdir, trial_id) / 'results.json').is_file()
 
 
+def sweep_trials(workdir: str | os.PathLike[str]) -> list[tuple[dict[str, Any], Path]]:
+    """(overrides, workdir) of every trial of a sweep folder, in sweep order."""
+    ledger = json.loads((Path(workdir) / SWEEP_FILE).read_text())
+    return [(trial['overrides'], trial_dir(workdir, trial['id'])) for trial in ledger['trials']]
+
+
 def _as_json(tree: Any) -> Any:
     return json.loads(json.dumps(tree, sort_keys=True))
 

@@ -174,6 +174,9 @@ def runs(tmp_path_factory, data_dir) -> Iterator[Runs]:
             background.stop()
 
 
+FAMILIES = ['gan', 'vae', 'hybrid', 'disentangled_vae']
+
+
 @pytest.fixture(scope='module')
 def steps(runs) -> dict:
     runs.worker.wait()
@@ -188,10 +191,10 @@ def two_processes(runs) -> pathlib.Path:
     return runs.two_processes_dir
 
 
-# --- Single steps on 8 devices (GAN, VAE and hybrid; both backends) ------------------------
+# --- Single steps on 8 devices (GAN, VAE, hybrid, FactorVAE; both backends) -----------------
 
 
-@pytest.mark.parametrize('family', ['gan', 'vae', 'hybrid'])
+@pytest.mark.parametrize('family', FAMILIES)
 def test_eight_devices_train_like_one(steps, family):
     one, eight = steps[family][1, 'shard_map'], steps[family][8, 'shard_map']
     _assert_trees_close(eight, one)  # params, batch-norm statistics, optimiser state, metrics
@@ -204,12 +207,12 @@ def test_eight_devices_train_like_one(steps, family):
     _assert_trees_close(moved(eight), moved(one), rtol=1e-4)
 
 
-@pytest.mark.parametrize('family', ['gan', 'vae', 'hybrid'])
+@pytest.mark.parametrize('family', FAMILIES)
 def test_pmap_backend_agrees_with_shard_map(steps, family):
     _assert_trees_close(steps[family][8, 'pmap'], steps[family][8, 'shard_map'], rtol=1e-6)
 
 
-@pytest.mark.parametrize('family', ['gan', 'vae', 'hybrid'])
+@pytest.mark.parametrize('family', FAMILIES)
 @pytest.mark.parametrize('devices', [1, 8])
 def test_checkpoint_resumes_on_another_device_count(steps, family, devices):
     _assert_trees_close(steps[family]['resumed', devices], steps[family][1, 'shard_map'])

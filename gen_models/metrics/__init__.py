@@ -17,6 +17,7 @@ import ml_collections
 from gen_models import config as cfg
 from gen_models.metrics import (
     density_coverage,
+    disentanglement_eval,
     features,
     fid,
     intra_fid,
@@ -29,7 +30,16 @@ from gen_models.metrics import (
 from gen_models.metrics.registry import EvalContext, Metric
 from gen_models.nets import inception
 
-_MODULES = (iwae, fid, precision_recall, parzen, scores, density_coverage, intra_fid)
+_MODULES = (
+    iwae,
+    fid,
+    precision_recall,
+    parzen,
+    scores,
+    density_coverage,
+    intra_fid,
+    disentanglement_eval,
+)
 METRICS: dict[str, Metric] = {metric.name: metric for m in _MODULES for metric in m.METRICS}
 
 
@@ -95,7 +105,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
         raise cfg.ConfigError(
             'eval.every', 0, 'steps between evaluations > 0, to keep the best checkpoint'
         )
+    _check_datasets(config)
     _check_feature_nets(config)
+
+
+def _check_datasets(config: ml_collections.ConfigDict) -> None:
+    for name in config.eval.metrics:
+        allowed = METRICS[name].datasets
+        if allowed and config.dataset.name not in allowed:
+            raise cfg.ConfigError(
+                'dataset.name',
+                config.dataset.name,
+                f'one of {", ".join(map(repr, allowed))} for eval.metrics {name!r} '
+                '(it draws ground-truth factors)',
+            )
 
 
 def _check_feature_nets(config: ml_collections.ConfigDict) -> None:

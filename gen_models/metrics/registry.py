@@ -28,6 +28,7 @@ REQUIREMENTS = {
     'generate': 'a generative model',
     'log_weights': 'a model with importance log-weights (an encoder)',
     'num_classes': 'a class-conditional model (model.conditional=True)',
+    'represent': 'a representation (an encoder mean, e.g. model.name=disentangled_vae)',
 }
 
 
@@ -51,6 +52,7 @@ class Metric:
     splits: (config) -> {config key: split} of the dataset splits it reads besides the eval
       split, checked against the dataset before any work.
     keys: the `eval.*` keys it reads.
+    datasets: the values of `dataset.name` it can score (ground-truth factors); () = any.
     """
 
     name: str
@@ -61,6 +63,7 @@ class Metric:
     feature_net: str | None = None
     splits: Callable[[ml_collections.ConfigDict], dict[str, str]] = no_splits
     keys: tuple[str, ...] = ()
+    datasets: tuple[str, ...] = ()
 
 
 def eval_defaults() -> ml_collections.ConfigDict:

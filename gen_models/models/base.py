@@ -78,6 +78,8 @@ class ModelDef:
     decode: (state, z, labels=None) -> images in `image_range`, for latent-variable models:
       `generate` draws z ~ N(0, I) of size `latent_dim` and decodes it; sample modes decode
       latent interpolations with it.
+    represent: (state, uint8 images, rng=None) -> (B, D) representations, what the
+      disentanglement metrics score: an encoder's means, or with `rng` draws of q(z|x).
     classify: (state, uint8 images) -> (features, logits), for classifiers: the feature
       network of dataset FID/KID and of the classifier scores.
     latent_dim: size of z for `decode` (0 when there is no latent space).
@@ -99,6 +101,7 @@ class ModelDef:
     log_weights: Callable[..., jax.Array] | None = None
     decode: Callable[..., jax.Array] | None = None
     classify: Callable[..., tuple[jax.Array, jax.Array]] | None = None
+    represent: Callable[..., jax.Array] | None = None
     latent_dim: int = 0
     num_classes: int = 0
     summary_keys: tuple[str, ...] = ('loss',)
