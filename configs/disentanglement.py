@@ -17,7 +17,8 @@ points; a trial takes about 5 minutes.
 `get_sweep()`: the study's grid, each method over its paper values (beta-VAE beta 1..16,
 AnnealedVAE C_max 5..100, FactorVAE gamma 10..100, DIP-VAE-I/II lambda_od 1..50 with lambda_d
 10x / 1x, beta-TCVAE beta 1..10) x 2 seeds (72 trials, about 6 h here); ':paper' takes the
-paper size and 50 seeds, as Locatello et al.
+paper size and 50 seeds, as Locatello et al.; a method variant (':factor_vae',
+':factor_vae_paper') sweeps that method's values alone.
 """
 
 from configs import default
@@ -96,8 +97,10 @@ def method_sweep(method: str) -> hyper.Sweep:
 
 
 def get_sweep(arg: str | None = None) -> hyper.Sweep:
-    """Every method over its values, x 2 seeds (a paper-size variant: 50); the trials set
-    `model.method`, so a variant only picks the size."""
+    """The study: every method over its values x 2 seeds ('paper': 50); a method variant
+    sweeps that method alone ('<method>_paper': at the paper size)."""
     default.check_variant(arg, VARIANTS)
-    seeds = hyper.seeds(50 if arg is not None and arg.endswith('paper') else 2)
-    return hyper.product(hyper.chain(*(method_sweep(m) for m in METHODS)), seeds)
+    paper = arg is not None and arg.endswith('paper')
+    method = (arg or '').removesuffix('paper').removesuffix('_')
+    trials = method_sweep(method) if method else hyper.chain(*(method_sweep(m) for m in METHODS))
+    return hyper.product(trials, hyper.seeds(50 if paper else 2))

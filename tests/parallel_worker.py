@@ -3,8 +3,8 @@
   XLA_FLAGS=--xla_force_host_platform_device_count=8 python -m tests.parallel_worker OUT.pkl
 
 Runs in its own process because the device count is fixed when JAX starts. Writes a pickle of
-numpy trees: for the GAN, the conv VAE, the unpaired hybrid and FactorVAE (codes permuted
-across the global batch), the state after two train steps
+numpy trees: for the GAN, the conv VAE, the unpaired hybrid, FactorVAE (codes permuted
+across the global batch) and pix2pix, the state after two train steps
 on 1 device, on 8 with the shard_map backend and on 8 with pmap, from the same initial state and
 batches (the GAN generator's batch norm is synced over devices); the same after a checkpoint
 written on 1 device and resumed on 8, and the other way round; and the error message of a batch
@@ -33,6 +33,7 @@ RUNS = ((1, 'shard_map'), (NUM_DEVICES, 'shard_map'), (NUM_DEVICES, 'pmap'))
 CONFIGS = {'gan': 'dcgan_mnist', 'vae': 'vae_mnist'}
 CONFIGS['hybrid'] = 'hybrid_shapes:unpaired'  # two domains per device, a discriminator each
 CONFIGS['disentangled_vae'] = 'disentanglement:factor_vae'  # batch statistics over devices
+CONFIGS['pix2pix'] = 'pix2pix_mnist'  # dropout masks per example, a PatchGAN
 
 
 def tiny_config(family: str):

@@ -174,7 +174,7 @@ def runs(tmp_path_factory, data_dir) -> Iterator[Runs]:
             background.stop()
 
 
-FAMILIES = ['gan', 'vae', 'hybrid', 'disentangled_vae']
+FAMILIES = ['gan', 'vae', 'hybrid', 'disentangled_vae', 'pix2pix']
 
 
 @pytest.fixture(scope='module')
@@ -191,7 +191,7 @@ def two_processes(runs) -> pathlib.Path:
     return runs.two_processes_dir
 
 
-# --- Single steps on 8 devices (GAN, VAE, hybrid, FactorVAE; both backends) -----------------
+# --- Single steps on 8 devices (GAN, VAE, hybrid, FactorVAE, pix2pix; both backends) ---------
 
 
 @pytest.mark.parametrize('family', FAMILIES)

@@ -119,6 +119,12 @@ def _check_datasets(config: ml_collections.ConfigDict) -> None:
                 f'one of {", ".join(map(repr, allowed))} for eval.metrics {name!r} '
                 '(it draws ground-truth factors)',
             )
+        if allowed and config.dataset.image_size:
+            raise cfg.ConfigError(
+                'dataset.image_size',
+                config.dataset.image_size,
+                f'0 for eval.metrics {name!r}: its factors are rendered at the native size',
+            )
 
 
 def _check_feature_nets(config: ml_collections.ConfigDict) -> None:

@@ -51,7 +51,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 from ml_collections import config_dict
 
@@ -59,7 +58,7 @@ from gen_models import config as cfg
 from gen_models import losses, nets, optim
 from gen_models.data import transforms
 from gen_models.metrics import transformation
-from gen_models.models import base, vae
+from gen_models.models import base, translation, vae
 
 OTHER = {'a': 'b', 'b': 'a'}
 
@@ -410,19 +409,9 @@ class Hybrid:
         return base.masked_sums(per_example, batch['mask'])
 
     def output_scores(self, params, source, target, keys_of_pairs):
-        """MSE, PSNR and SSIM of the outputs, of the untransformed inputs ('identity_*') and,
-        for inpainting, of the outputs with the known pixels pasted back ('completed_*')."""
-        outputs = self.translate(params, source)
-        scores = transformation.scores(outputs, target)
-        if self.transform_config.name == 'mask':
-            known = transforms.mask(
-                jnp.ones_like(source), self.transform_config.mask, keys_of_pairs
-            )
-            completed = transformation.scores(known * source + (1 - known) * outputs, target)
-            scores.update({f'completed_{name}': value for name, value in completed.items()})
-        identity = transformation.scores(source, target)
-        scores.update({f'identity_{name}': value for name, value in identity.items()})
-        return scores
+        return translation.output_scores(
+            self.translate(params, source), source, target, self.transform_config, keys_of_pairs
+        )
 
     def transform(self, state, images, rng):
         """Outputs for model inputs `images` in [0, 1] (e.g. masked or noisy ones)."""
@@ -441,23 +430,6 @@ class Hybrid:
         del rng  # Decodes the posterior mean.
         mean, _ = self.encode(state.params, base.images_to_unit(images))
         return self.likelihood.mean(self.decode(state.params, mean))
-
-    def transformation_grid(self, state, rng, num_samples, eval_batch) -> base.Grid:
-        """(input, target, output) triples of the first eval images, side by side; pairs come
-        from per-image keys folded from `rng`. Images in [0, 1]."""
-        num = max(num_samples // 3, 1)
-        originals = eval_batch(num)['image']
-
-        def triples(state, originals, rng):
-            x = base.images_to_unit(originals)
-            source, target = transforms.make_pair(
-                self.transform_config, x, base.index_keys(rng, num)
-            )
-            return jnp.stack([source, target, self.transform(state, source, rng)], axis=1)
-
-        grid = np.asarray(jax.jit(triples)(state, originals, rng))
-        images = grid.reshape(-1, *grid.shape[2:])
-        return base.Grid(images, base.grouped_columns(len(images), 3))
 
 
 def build(config, info) -> base.ModelDef:
@@ -493,7 +465,9 @@ def build(config, info) -> base.ModelDef:
 
     def sample_grids(state, rng, num_samples, eval_batch):
         grids = standard(state, rng, num_samples, eval_batch)
-        grids['transformations'] = hybrid.transformation_grid(state, rng, num_samples, eval_batch)
+        grids['transformations'] = translation.transformation_grid(
+            hybrid.transform, config.transform, state, rng, num_samples, eval_batch
+        )
         return grids
 
     return base.ModelDef(

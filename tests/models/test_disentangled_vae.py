@@ -12,7 +12,8 @@ import pytest
 
 from configs import disentanglement
 from experiments import logs, train
-from gen_models import data, parallel
+from gen_models import config as cfg
+from gen_models import data, parallel, schema
 from gen_models.models import build_model
 from tests.tiny import tiny
 
@@ -102,3 +103,20 @@ def test_a_short_run_trains_draws_traversals_and_reports_the_metrics(data_dir, t
     assert protocols['mig']['train_points'] == 300
     traversal = tmp_path / 'samples' / 'traversals_0000040.png'
     assert traversal.is_file()
+
+
+@pytest.mark.parametrize(
+    'key, value, named',
+    [('dataset.name', 'mnist', 'dataset.name'), ('dataset.image_size', 64, 'dataset.image_size')],
+)
+def test_factor_metrics_refuse_data_without_the_renderers_factors(key, value, named):
+    config = disentanglement.get_config('beta_vae')
+    config.update_from_flattened_dict({key: value})
+    with pytest.raises(cfg.ConfigError, match=named):
+        schema.validate(config)
+
+
+def test_images_the_nets_cannot_halve_four_times_are_refused():
+    config = disentanglement.get_config('beta_vae')
+    with pytest.raises(cfg.ConfigError, match='multiples of 16'):
+        schema.validate(config, 1, data.DatasetInfo((28, 28, 1), 0, 1, 1))
