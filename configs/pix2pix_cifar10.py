@@ -6,7 +6,7 @@ Tasks: ':inpaint' (default) the centred half-size box blacked out, x' the whole 
 scored with the known pixels pasted back: eval/completed_psnr); ':denoise01' and
 ':denoise02' Gaussian noise of std 0.1 / 0.2 on [0, 1] pixels, x' the clean image.
 '<task>_unet' is the U-Net L1 baseline, '<task>_paper' pix2pix's size, as in
-`configs/pix2pix_mnist.py`, whose CPU size (width 32, batch 32, 2,000 steps) is the default.
+`configs/pix2pix_mnist.py`, whose CPU size (width 16, batch 32, 2,000 steps) is the default.
 """
 
 from configs import default
