@@ -14,7 +14,7 @@ import numpy as np
 # The generator losses of the cross-entropy game, whose discriminator loss they share.
 GENERATOR_LOSSES = ('minimax', 'non_saturating')
 # Every `model.gan_loss`: both players' losses.
-GAN_LOSSES = (*GENERATOR_LOSSES, 'hinge', 'wasserstein')
+GAN_LOSSES = (*GENERATOR_LOSSES, 'hinge', 'wasserstein', 'least_squares')
 LIKELIHOODS = ('bernoulli', 'gaussian', 'logistic')
 _LOG_2PI = float(np.log(2 * np.pi))
 
@@ -25,6 +25,8 @@ def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array, kind: str
     'minimax', 'non_saturating': -(log D(x) + log(1 - D(G(z)))), D maximises the min-max value.
     'hinge': relu(1 - D(x)) + relu(1 + D(G(z))) on raw outputs (Lim & Ye 2017, SNGAN).
     'wasserstein': D(G(z)) - D(x), the critic's negated Wasserstein estimate (Arjovsky et al.).
+    'least_squares': ((D(x) - 1)^2 + D(G(z))^2) / 2 on raw outputs (LSGAN, Mao et al. 2017;
+    CycleGAN's D loss).
     """
     if kind in GENERATOR_LOSSES:
         return jax.nn.softplus(-real_logits) + jax.nn.softplus(fake_logits)
@@ -32,6 +34,8 @@ def discriminator_loss(real_logits: jax.Array, fake_logits: jax.Array, kind: str
         return jax.nn.relu(1.0 - real_logits) + jax.nn.relu(1.0 + fake_logits)
     if kind == 'wasserstein':
         return fake_logits - real_logits
+    if kind == 'least_squares':
+        return 0.5 * ((real_logits - 1.0) ** 2 + fake_logits**2)
     raise ValueError(f'GAN loss {kind!r}: allowed {GAN_LOSSES}')
 
 
@@ -41,6 +45,7 @@ def generator_loss(fake_logits: jax.Array, kind: str) -> jax.Array:
     'minimax': minimise log(1 - D(G(z))), the literal min-max objective.
     'non_saturating': minimise -log D(G(z)), same fixed point, stronger early gradients.
     'hinge', 'wasserstein': minimise -D(G(z)) (raw outputs).
+    'least_squares': minimise (D(G(z)) - 1)^2.
     """
     if kind == 'minimax':
         return -jax.nn.softplus(fake_logits)
@@ -48,6 +53,8 @@ def generator_loss(fake_logits: jax.Array, kind: str) -> jax.Array:
         return jax.nn.softplus(-fake_logits)
     if kind in ('hinge', 'wasserstein'):
         return -fake_logits
+    if kind == 'least_squares':
+        return (fake_logits - 1.0) ** 2
     raise ValueError(f'GAN loss {kind!r}: allowed {GAN_LOSSES}')
 
 

@@ -4,7 +4,7 @@
 
 Runs in its own process because the device count is fixed when JAX starts. Writes a pickle of
 numpy trees: for the GAN, the conv VAE, the unpaired hybrid, FactorVAE (codes permuted
-across the global batch) and pix2pix, the state after two train steps
+across the global batch), pix2pix and CycleGAN (image pools), the state after two train steps
 on 1 device, on 8 with the shard_map backend and on 8 with pmap, from the same initial state and
 batches (the GAN generator's batch norm is synced over devices); the same after a checkpoint
 written on 1 device and resumed on 8, and the other way round; and the error message of a batch
@@ -34,6 +34,7 @@ CONFIGS = {'gan': 'dcgan_mnist', 'vae': 'vae_mnist'}
 CONFIGS['hybrid'] = 'hybrid_shapes:unpaired'  # two domains per device, a discriminator each
 CONFIGS['disentangled_vae'] = 'disentanglement:factor_vae'  # batch statistics over devices
 CONFIGS['pix2pix'] = 'pix2pix_mnist'  # dropout masks per example, a PatchGAN
+CONFIGS['cyclegan'] = 'cyclegan_mnist'  # image pools fed by the global batch
 
 
 def tiny_config(family: str):

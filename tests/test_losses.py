@@ -40,6 +40,17 @@ def test_hinge_and_wasserstein_losses(logits):
         losses.discriminator_loss(real, fake, 'lsgan')
 
 
+def test_least_squares_losses_are_the_mean_squared_errors_to_their_targets(logits):
+    real, fake = logits
+    expected = 0.5 * (np.square(real - 1) + np.square(fake - 0))  # D: real -> 1, fake -> 0
+    np.testing.assert_allclose(
+        losses.discriminator_loss(real, fake, 'least_squares'), expected, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        losses.generator_loss(fake, 'least_squares'), np.square(fake - 1), rtol=1e-6
+    )
+
+
 def test_generator_losses(logits):
     fake = logits[1]
     np.testing.assert_allclose(
@@ -53,12 +64,13 @@ def test_generator_losses(logits):
 
 
 def test_generator_losses_share_the_fixed_point_gradient_sign(logits):
-    # Every objective pushes D(G(z)) up: its gradient w.r.t. the logit is negative.
+    # Every objective pushes D(G(z)) up: its gradient w.r.t. the logit is negative; least
+    # squares pulls it to its target 1 (from above too).
+    fake = jnp.asarray(logits[1])
     for kind in losses.GAN_LOSSES:
-        grads = jax.grad(lambda logit, kind=kind: jnp.sum(losses.generator_loss(logit, kind)))(
-            jnp.asarray(logits[1])
-        )
-        assert np.all(np.asarray(grads) < 0)
+        grads = jax.grad(lambda logit, kind=kind: jnp.sum(losses.generator_loss(logit, kind)))(fake)
+        expected = fake < 1 if kind == 'least_squares' else np.ones(fake.shape, bool)
+        np.testing.assert_array_equal(np.asarray(grads) < 0, expected)
 
 
 def _finite_difference_gradients(f, x, h=1e-3):

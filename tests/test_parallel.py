@@ -32,7 +32,7 @@ from gen_models.config import ConfigError
 from tests.conftest import REPO
 
 FORCE_DEVICES = '--xla_force_host_platform_device_count={}'
-TIMEOUT = 300
+TIMEOUT = 900  # the 8-device worker trains 6 families 5 times each (about 7 min on 2 cores)
 # A GAN (batch norm in G, dropout in D) run of 4 steps, checkpoints at 2 and 4.
 RUN = {
     'dataset.name': 'shapes',
@@ -174,7 +174,7 @@ def runs(tmp_path_factory, data_dir) -> Iterator[Runs]:
             background.stop()
 
 
-FAMILIES = ['gan', 'vae', 'hybrid', 'disentangled_vae', 'pix2pix']
+FAMILIES = ['gan', 'vae', 'hybrid', 'disentangled_vae', 'pix2pix', 'cyclegan']
 
 
 @pytest.fixture(scope='module')
@@ -191,7 +191,7 @@ def two_processes(runs) -> pathlib.Path:
     return runs.two_processes_dir
 
 
-# --- Single steps on 8 devices (GAN, VAE, hybrid, FactorVAE, pix2pix; both backends) ---------
+# --- Single steps on 8 devices (GAN, VAE, hybrid, FactorVAE, pix2pix, CycleGAN; both backends)
 
 
 @pytest.mark.parametrize('family', FAMILIES)

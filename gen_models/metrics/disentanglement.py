@@ -94,11 +94,13 @@ def dci(
     test_factors: np.ndarray,
 ) -> dict[str, float]:
     """Disentanglement, completeness and informativeness (train and test accuracy) from one
-    `GradientBoostingClassifier` (scikit-learn's defaults) per factor."""
+    `GradientBoostingClassifier` (scikit-learn's defaults) per factor; its split ties are
+    broken by a fixed seed (disentanglement_lib leaves it unseeded), so scores repeat."""
     importance = np.zeros((train_codes.shape[1], train_factors.shape[1]))
     train_accuracy, test_accuracy = [], []
     for j in range(train_factors.shape[1]):
-        trees = ensemble.GradientBoostingClassifier().fit(train_codes, train_factors[:, j])
+        trees = ensemble.GradientBoostingClassifier(random_state=0)
+        trees.fit(train_codes, train_factors[:, j])
         importance[:, j] = np.abs(trees.feature_importances_)
         train_accuracy.append(np.mean(trees.predict(train_codes) == train_factors[:, j]))
         test_accuracy.append(np.mean(trees.predict(test_codes) == test_factors[:, j]))
@@ -121,7 +123,7 @@ def sap(
     scores = np.zeros((train_codes.shape[1], train_factors.shape[1]))
     for i in range(train_codes.shape[1]):
         for j in range(train_factors.shape[1]):
-            classifier = svm.LinearSVC(C=0.01, class_weight='balanced')
+            classifier = svm.LinearSVC(C=0.01, class_weight='balanced', random_state=0)
             classifier.fit(train_codes[:, i : i + 1], train_factors[:, j])
             predicted = classifier.predict(test_codes[:, i : i + 1])
             scores[i, j] = np.mean(predicted == test_factors[:, j])

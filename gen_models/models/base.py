@@ -35,7 +35,8 @@ class TrainState:
     """Everything a run needs to continue: no PRNG key (keys derive from `step`).
 
     `params`, `batch_stats` and `opt_state` hold one entry per network or player,
-    e.g. {'generator': ..., 'discriminator': ...}.
+    e.g. {'generator': ..., 'discriminator': ...}; `batch_stats` holds what the train step
+    updates besides parameters (batch-norm statistics, CycleGAN's image pools).
     """
 
     step: jax.Array

@@ -3,7 +3,8 @@ maxout discriminator with dropout), every variant a config switch.
 
 Losses (`model.gan_loss`, `losses.discriminator_loss` / `generator_loss`): the min-max value
 (Goodfellow et al. 2014) with G minimising log(1 - D(G(z))) ('minimax') or -log D(G(z))
-('non_saturating'), the hinge loss ('hinge') and the Wasserstein critic ('wasserstein').
+('non_saturating'), the hinge loss ('hinge'), the Wasserstein critic ('wasserstein') and
+least squares ('least_squares', LSGAN).
 Regularisers of D: WGAN-GP's gradient penalty on random interpolates
 (`model.gradient_penalty`), R1 on real images (`model.r1_gamma`), spectral normalisation
 (`model.spectral_norm`). `model.n_critic` D updates per G update; an exponential moving
@@ -62,7 +63,8 @@ def defaults() -> ml_collections.ConfigDict:
     model.d_hidden = (240, 240)  # mlp: maxout units of each D hidden layer
     model.maxout_pieces = 5  # mlp: linear pieces each maxout unit takes the max of
     model.gan_loss = 'non_saturating'  # 'minimax' | 'non_saturating' (cross-entropy D,
-    # G's loss) | 'hinge' | 'wasserstein' (a critic; pair it with a gradient penalty)
+    # G's loss) | 'hinge' | 'wasserstein' (a critic; pair it with a gradient penalty) |
+    # 'least_squares' (LSGAN)
     model.d_dropout = 0.3  # conv: dropout rate after each D conv layer; mlp: at the input of
     # each D layer after the first
     model.d_input_dropout = 0.0  # mlp: dropout rate of D's input pixels
@@ -473,8 +475,9 @@ def _discriminator(model_config, num_classes: int):
 
 
 def _score_metrics(real_logits: jax.Array, fake_logits: jax.Array, kind: str) -> base.Metrics:
-    """D's mean probabilities (cross-entropy losses) or raw outputs (hinge, critic) on real
-    and generated images, and how often their sign is right."""
+    """D's mean probabilities (cross-entropy losses) or raw outputs (hinge, critic, least
+    squares) on real and generated images, and how often they fall on the right side (of 0;
+    of 1/2 between least squares' targets 0 and 1)."""
     if kind in losses.GENERATOR_LOSSES:
         scores = {
             'd_real': jnp.mean(jax.nn.sigmoid(real_logits)),
@@ -482,10 +485,11 @@ def _score_metrics(real_logits: jax.Array, fake_logits: jax.Array, kind: str) ->
         }
     else:
         scores = {'d_real_output': jnp.mean(real_logits), 'd_fake_output': jnp.mean(fake_logits)}
+    threshold = 0.5 if kind == 'least_squares' else 0.0
     return {
         **scores,
-        'd_accuracy_real': jnp.mean(real_logits > 0),
-        'd_accuracy_fake': jnp.mean(fake_logits < 0),
+        'd_accuracy_real': jnp.mean(real_logits > threshold),
+        'd_accuracy_fake': jnp.mean(fake_logits < threshold),
     }
 
 

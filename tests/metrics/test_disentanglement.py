@@ -216,3 +216,12 @@ def test_gaussian_total_correlation_is_the_kl_to_the_product_of_marginals():
     assert metrics.gaussian_total_correlation(codes) == pytest.approx(
         -0.5 * np.log(1 - rho2), rel=1e-2
     )
+
+
+def test_the_fitted_metrics_repeat_exactly():
+    """Same codes, same scores: the trees' and the SVMs' randomness is seeded."""
+    state = np.random.RandomState(0)
+    train = metrics.factor_codes(SmallGrid(), REPRESENTATIONS['rotated'], 300, state)
+    test = metrics.factor_codes(SmallGrid(), REPRESENTATIONS['rotated'], 200, state)
+    assert metrics.dci(*train, *test) == metrics.dci(*train, *test)
+    assert metrics.sap(*train, *test) == metrics.sap(*train, *test)
