@@ -12,12 +12,12 @@ points, BetaVAE and FactorVAE batches of 64).
 The CPU size cuts (a 2-core CPU runs beta-VAE at 32 px at about 13 steps/s, 3 at 64 px):
 32 px renderings, 3,000 steps (AnnealedVAE's capacity rises over the first third, as 100k of
 300k steps do), metrics on 2,000 train / 1,000 test points, 200 / 100 BetaVAE and FactorVAE
-points; a trial takes about 5 minutes. The default (beta-VAE, beta 1) ends at eval/elbo
+points; a beta-VAE trial takes about 6 minutes (4 of training, 2 of metrics). The default (beta-VAE, beta 1) ends at eval/elbo
 -46.8 nats, eval/mig 0.017, eval/beta_vae_score 0.69, eval/factor_vae_score 0.40.
 
 `get_sweep()`: the study's grid, each method over its paper values (beta-VAE beta 1..16,
 AnnealedVAE C_max 5..100, FactorVAE gamma 10..100, DIP-VAE-I/II lambda_od 1..50 with lambda_d
-10x / 1x, beta-TCVAE beta 1..10) x 2 seeds (72 trials, about 6 h here); ':paper' takes the
+10x / 1x, beta-TCVAE beta 1..10) x 2 seeds (72 trials, about 8 h here: FactorVAE trains at half the speed); ':paper' takes the
 paper size and 50 seeds, as Locatello et al.; a method variant (':factor_vae',
 ':factor_vae_paper') sweeps that method's values alone.
 """

@@ -24,13 +24,15 @@ def lr_multiplier(
     """update count -> factor of the base learning rate, a function of the train step
     `count // updates_per_step` (a player updated n times per step keeps one rate per step).
 
-    `optim.schedule`: 'constant' 1; 'linear' 1 - step / num_steps (0 at the end); 'cosine'
-    (1 + cos(pi * step / num_steps)) / 2; 'piecewise' the product of the
+    `optim.schedule`: 'constant' 1; 'linear' 1 - p (0 at the end); 'cosine' (1 + cos(pi p)) / 2,
+    where p = (step - s) / (num_steps - s) clipped to [0, 1] and s = `optim.decay_start` x
+    num_steps (the rate holds until step s, as CycleGAN's does for half its run); 'piecewise' the product of the
     `optim.schedule_scales` whose `optim.schedule_boundaries` are <= step; 'exponential'
     optim.decay_rate ** step. Times a linear warm-up min(1, step / optim.warmup_steps) when
     `optim.warmup_steps` > 0.
     """
     name, warmup = optim_config.schedule, optim_config.warmup_steps
+    start = optim_config.decay_start * num_steps
     boundaries = jnp.asarray(optim_config.schedule_boundaries, jnp.int32)
     scales = jnp.asarray(optim_config.schedule_scales, jnp.float32)
     if name not in SCHEDULES:
@@ -38,7 +40,7 @@ def lr_multiplier(
 
     def multiplier(count: jax.Array) -> jax.Array:
         step = count // updates_per_step
-        progress = jnp.minimum(step, num_steps).astype(jnp.float32) / num_steps
+        progress = jnp.clip((step - start) / (num_steps - start), 0.0, 1.0).astype(jnp.float32)
         if name == 'linear':
             factor = 1.0 - progress
         elif name == 'cosine':

@@ -29,7 +29,7 @@ SHARED_TRACED = ('lr', 'optim.d_lr_multiplier')
 def _dataset() -> ml_collections.ConfigDict:
     dataset = ml_collections.ConfigDict()
     dataset.name = 'shapes'  # 'shapes' | 'mnist' | 'fashion_mnist' | 'cifar10' |
-    # 'frey_faces' | any prepared TFDS dataset
+    # 'frey_faces' | 'olivetti_faces' | any prepared TFDS dataset
     dataset.data_dir = ''  # prepared TFDS data; '' -> $TFDS_DATA_DIR or ~/tensorflow_datasets
     dataset.source_dir = ''  # raw files; '' -> $GEN_MODELS_DATA_DIR or download
     dataset.image_size = 0  # square resize in the pipeline; 0 keeps the size
@@ -54,7 +54,7 @@ def _transform() -> ml_collections.ConfigDict:
     transform.scale = 1.5  # scale: zoom factor about the centre (> 1 enlarges), bilinear
     transform.mask = 'quarter'  # mask: 'quarter' (top-left quadrant) | 'centre' (centred
     # half-size box) | 'random' (a half-size box at a random position per example) |
-    # 'lower_half' (rows H // 2 and below)
+    # 'lower_half' (the bottom H // 2 rows)
     transform.noise_std = 0.2  # noise: std of the Gaussian noise added to [0, 1] pixels
     transform.pairing = 'paired'  # 'paired': train on (x, T(x)) | 'unpaired': domain A = x,
     # domain B = T(x) of other, disjoint examples; no pairs given
@@ -73,6 +73,8 @@ def _optim() -> ml_collections.ConfigDict:
     # train.num_steps) | 'cosine' (to 0 at train.num_steps) | 'piecewise' | 'exponential'
     optimizer.schedule_boundaries = ()  # piecewise: train steps where the lr is rescaled
     optimizer.schedule_scales = ()  # piecewise: lr multipliers from each boundary on
+    optimizer.decay_start = 0.0  # linear, cosine: the fraction of train.num_steps after which
+    # the rate decays (it holds before)
     optimizer.warmup_steps = 0  # linear lr warm-up from 0 over this many train steps
     optimizer.decay_rate = 1.0  # exponential: lr multiplier per train step
     optimizer.momentum_ramp_steps = 0  # sgd: momentum rises linearly from b1 to
@@ -198,6 +200,7 @@ SHARED_RULES: dict[str, cfg.Rule] = {
         'a tuple of finite non-negative multipliers',
     ),
     'optim.warmup_steps': cfg.at_least(0),
+    'optim.decay_start': ((lambda v: 0 <= v < 1), 'in [0, 1)'),
     'optim.decay_rate': ((lambda v: 0 < v <= 1), 'in (0, 1]'),
     'optim.momentum_ramp_steps': cfg.at_least(0),
     'optim.final_momentum': cfg.unit_interval(),

@@ -92,14 +92,14 @@ def _metric_rows(
         results = _results(workdir) or {}
         metrics = results.get('metrics', {})
         if f'eval/{metric}' not in metrics:
-            return [Row(label, paper, *_unfinished(workdir))]
+            return [Row(label, paper, *unfinished(workdir))]
         ours, protocol = describe(metrics, results['metric_protocols'])
         return [Row(label, paper, ours, f'{protocol}; {results["step"]:,} steps')]
 
     return rows
 
 
-def _unfinished(workdir: Path) -> tuple[str, str]:
+def unfinished(workdir: Path) -> tuple[str, str]:
     """(ours, protocol) cells of a run without results: 'not run', or 'in progress' with the
     last step its metrics.jsonl logged (the same command resumes it)."""
     steps = [record['step'] for record in logs.read_metrics(workdir) if 'step' in record]
@@ -382,12 +382,12 @@ def wall_seconds(workdir: Path) -> float:
     return total
 
 
-def _hours(seconds: float) -> str:
+def hours(seconds: float) -> str:
     minutes = int(round(seconds / 60))
     return f'{minutes // 60} h {minutes % 60:02d} min' if minutes >= 60 else f'{minutes} min'
 
 
-def _hardware(workdir: Path) -> str:
+def hardware(workdir: Path) -> str:
     paths = sorted(workdir.glob('environment.json')) + sorted(
         workdir.glob('trials/*/environment.json')
     )
@@ -418,10 +418,10 @@ def table(root: Path) -> str:
     for reproduction in REPRODUCTIONS.values():
         workdir = root / reproduction.name
         seconds = wall_seconds(workdir)
-        wall = _hours(seconds) if math.isfinite(seconds) else ''
+        wall = hours(seconds) if math.isfinite(seconds) else ''
         for row in reproduction.rows(workdir):
             cells = [reproduction.paper, row.target, row.paper, row.ours, _gap(row), row.protocol]
-            cells += [wall if row.ours != 'not run' else '', _hardware(workdir)]
+            cells += [wall if row.ours != 'not run' else '', hardware(workdir)]
             lines.append('| ' + ' | '.join(cells) + ' |')
     commands = [
         f'python -m reproductions.reproduce run {name}  # {r.config}'
@@ -430,13 +430,16 @@ def table(root: Path) -> str:
     return '\n'.join([*lines, '', '```', *commands, '```'])
 
 
-def update_readme(readme: Path, text: str) -> None:
-    """Replaces what lies between the README's reproduction markers with `text`."""
+def update_readme(
+    readme: Path, text: str, markers: tuple[str, str] = (README_BEGIN, README_END)
+) -> None:
+    """Replaces what lies between a document's (begin, end) markers with `text`."""
     content = readme.read_text(encoding='utf-8')
-    begin, end = content.find(README_BEGIN), content.find(README_END)
+    begin_marker, end_marker = markers
+    begin, end = content.find(begin_marker), content.find(end_marker)
     if begin < 0 or end < begin:
-        raise ValueError(f'{readme} lacks the markers {README_BEGIN!r} ... {README_END!r}')
-    start = begin + len(README_BEGIN)
+        raise ValueError(f'{readme} lacks the markers {begin_marker!r} ... {end_marker!r}')
+    start = begin + len(begin_marker)
     readme.write_text(content[:start] + '\n' + text + '\n' + content[end:], encoding='utf-8')
 
 

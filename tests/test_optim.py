@@ -50,6 +50,17 @@ def test_multiplier_matches_closed_form(name, warmup):
         ), step
 
 
+@pytest.mark.parametrize('name', ['linear', 'cosine'])
+def test_decay_start_holds_the_rate_then_decays_over_the_rest(name):
+    start = 8
+    config = _optim_config(schedule=name, decay_start=start / NUM_STEPS)
+    multiplier = jax.jit(optim.lr_multiplier(config, NUM_STEPS))
+    for step in range(NUM_STEPS + 3):
+        progress = min(max(step - start, 0), NUM_STEPS - start) / (NUM_STEPS - start)
+        want = 1.0 - progress if name == 'linear' else 0.5 * (1.0 + math.cos(math.pi * progress))
+        assert float(multiplier(jnp.int32(step))) == pytest.approx(want, abs=1e-6), step
+
+
 def test_updates_per_step_holds_the_rate_over_a_step():
     multiplier = optim.lr_multiplier(_config_for('linear'), NUM_STEPS, updates_per_step=5)
     values = [float(multiplier(jnp.int32(count))) for count in range(15)]

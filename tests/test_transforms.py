@@ -90,6 +90,15 @@ def test_quarter_and_centre_masks(images):
     np.testing.assert_array_equal(centre, expected)
 
 
+@pytest.mark.parametrize('height', [12, 7])
+def test_lower_half_mask_zeroes_the_bottom_half_of_the_rows(height):
+    images = np.random.default_rng(1).random((3, height, 5, 1)).astype(np.float32)
+    keys = base.index_keys(jax.random.key(0), len(images))
+    expected = images.copy()
+    expected[:, height - height // 2 :] = 0.0
+    np.testing.assert_array_equal(transforms.mask(images, 'lower_half', keys), expected)
+
+
 def test_random_masks_are_half_size_boxes_drawn_per_key(images):
     keys = base.index_keys(jax.random.key(0), len(images))
     masked = np.asarray(transforms.mask(images, 'random', keys))

@@ -17,8 +17,9 @@ degrees are exact index permutations (rot90).
 - 'flip': x' = x mirrored, `flip_axis` 'horizontal' (left-right) or 'vertical' (up-down).
 - 'scale': x' = x zoomed by `scale` about the centre (> 1 enlarges, < 1 shrinks).
 - 'mask' (inpainting): the input is x with a box set to 0, the target is x: `mask` 'quarter'
-  (the top-left quadrant), 'centre' (the centred half-size box) or 'random' (a half-size box
-  at a uniform position per example).
+  (the top-left quadrant), 'centre' (the centred half-size box), 'random' (a half-size box
+  at a uniform position per example) or 'lower_half' (the bottom H // 2 rows: face
+  completion, as in scikit-learn's Olivetti example).
 - 'noise' (denoising): the input is clip(x + noise_std * N(0, I), 0, 1), the target is x.
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 
 TRANSFORMS = ('none', 'rotate', 'flip', 'scale', 'mask', 'noise')
 FLIP_AXES = {'vertical': 1, 'horizontal': 2}
-MASKS = ('quarter', 'centre', 'random')
+MASKS = ('quarter', 'centre', 'random', 'lower_half')
 PAIRINGS = ('paired', 'unpaired')
 
 
@@ -89,8 +90,13 @@ def box_mask(height: int, width: int, top: jax.Array | int, left: jax.Array | in
 
 
 def mask(images: jax.Array, region: str, keys: jax.Array) -> jax.Array:
-    """Sets a half-size box of every image to 0 ('quarter', 'centre' or 'random' per key)."""
+    """Sets part of every image to 0: a half-size box ('quarter', 'centre' or 'random' per
+    key) or the lower half ('lower_half')."""
     height, width = images.shape[1:3]
+    if region == 'lower_half':
+        return images * jnp.where(
+            jnp.arange(height)[:, None, None] < height - height // 2, 1.0, 0.0
+        )
     if region == 'quarter':
         return images * box_mask(height, width, 0, 0)
     if region == 'centre':

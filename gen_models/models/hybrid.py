@@ -13,6 +13,9 @@ Paired (`transform.pairing = 'paired'`, x' = T(x)), the loss per example is
 that is -ELBO(x) - E_q[log p(x' | G(.))], the design's objective, with m(z) the decoder's mean
 image and p(x' | G(.)) of the same family as p(x|z) (`model.likelihood`) with G's output as
 its logits / mean. The transform term trains G, the decoder and the encoder.
+`model.generator_input` chooses what G sees: 'decoded' m(z) (the design as written),
+'input' x itself (G is then an image-to-image net beside a VAE, which measures what the
+bottleneck costs) or 'both' (m(z) and x stacked as channels).
 
 Unpaired (`'unpaired'`, UNIT: Liu, Breuel & Kautz 2017): on each device, domain A holds the
 inputs x of the batch's even examples and domain B the targets T(x) of its odd ones, so no
@@ -38,7 +41,8 @@ Evaluation (per example, summed by `base.masked_sums`): the ELBO terms in nats p
 the accuracy of the deterministic outputs (posterior means; unpaired: the A->B translation
 of every input) against the exact targets T(x): MSE, PSNR and SSIM
 (`gen_models.metrics.transformation`), plus identity_mse / _psnr / _ssim, the untransformed
-input scored the same way (the do-nothing baseline). Inpainting also reports completed_mse /
+input scored the same way (the do-nothing baseline), and paired, reconstruction_mse / _psnr /
+_ssim, the VAE's reconstruction of the input (what the 'decoded' G sees). Inpainting also reports completed_mse /
 _psnr / _ssim: the output with the known pixels pasted back, as inpainting is usually scored.
 """
 
@@ -61,6 +65,7 @@ from gen_models.metrics import transformation
 from gen_models.models import base, translation, vae
 
 OTHER = {'a': 'b', 'b': 'a'}
+GENERATOR_INPUTS = ('decoded', 'input', 'both')
 
 
 def defaults() -> ml_collections.ConfigDict:
@@ -82,6 +87,8 @@ def defaults() -> ml_collections.ConfigDict:
     model.d_dropout = 0.3  # dropout rate after each discriminator conv layer
     model.gan_loss = 'non_saturating'  # the outputs' GAN loss (losses.GAN_LOSSES)
     model.cycle_weight = 1.0  # unpaired: weight of the cycle terms A->B->A, B->A->B
+    model.generator_input = 'decoded'  # paired: what G sees: 'decoded' (the decoder's mean
+    # image) | 'input' (the input image) | 'both' (the two stacked as channels)
     return model
 
 
@@ -97,13 +104,22 @@ RULES: dict[str, cfg.Rule] = {
     'model.d_dropout': cfg.unit_interval(),
     'model.gan_loss': cfg.choice(*losses.GAN_LOSSES),
     'model.cycle_weight': cfg.at_least(0),
+    'model.generator_input': cfg.choice(*GENERATOR_INPUTS),
 }
 
 
 def validate(config: ml_collections.ConfigDict, info: Any, num_devices: int) -> None:
-    """Unpaired batches split into two domains per device; SSIM needs its window's size."""
+    """Unpaired batches split into two domains per device and have no G to feed; SSIM needs
+    its window's size."""
     batch = config.train.batch_size
-    if config.transform.pairing == 'unpaired' and batch % (2 * num_devices):
+    unpaired = config.transform.pairing == 'unpaired'
+    if unpaired and config.model.generator_input != 'decoded':
+        raise cfg.ConfigError(
+            'model.generator_input',
+            config.model.generator_input,
+            "'decoded' with unpaired transforms (they have no generator G)",
+        )
+    if unpaired and batch % (2 * num_devices):
         raise cfg.ConfigError(
             'train.batch_size',
             batch,
@@ -144,7 +160,7 @@ def _modules(
     model_config, image_shape: tuple[int, ...], unpaired: bool
 ) -> dict[str, tuple[nn.Module, str]]:
     """The trained nets (the discriminators apart) by parameter name, with the kind of their
-    input: 'image', 'latent' (z) or 'code' (a `code_dim` vector)."""
+    input: 'image', 'generator' (G's input), 'latent' (z) or 'code' (a `code_dim` vector)."""
     width, kernel_size = model_config.width, model_config.kernel_size
     channels = image_shape[-1]
 
@@ -157,7 +173,7 @@ def _modules(
         return {
             'encoder': (encoder, 'image'),
             'decoder': (decoder(decoder_net), 'latent'),
-            'generator': (decoder(generator), 'image'),
+            'generator': (decoder(generator), 'generator'),
         }
     modules = {
         'shared_encoder': (
@@ -195,6 +211,7 @@ class Hybrid:
     latent_dim: int
     code_dim: int
     unpaired: bool
+    generator_input: str  # model.generator_input
     adversarial: bool
     kind: str  # model.gan_loss
     beta: Any  # weights: floats, or tracers inside compiled programs
@@ -209,6 +226,7 @@ class Hybrid:
         x = base.images_to_unit(batch['image'][:1])
         inputs = {
             'image': x,
+            'generator': self.generator_sees(x, x),
             'latent': jnp.zeros((1, self.latent_dim)),
             'code': jnp.zeros((1, self.code_dim)),
         }
@@ -248,6 +266,20 @@ class Hybrid:
         hidden = nn.relu(self.apply(params, 'shared_decoder', z))
         return self.apply(params, f'decoder_{domain}', hidden)
 
+    def generator_sees(self, source, decoded_mean):
+        """G's input from the input images and their decoded mean images."""
+        if self.generator_input == 'input':
+            return source
+        if self.generator_input == 'both':
+            return jnp.concatenate([decoded_mean, source], axis=-1)
+        return decoded_mean
+
+    def generate_output(self, params, source, decoded):
+        """G's logits / mean for inputs `source` whose decodings are `decoded`."""
+        return self.apply(
+            params, 'generator', self.generator_sees(source, self.likelihood.mean(decoded))
+        )
+
     def sample_z(self, mean, log_var, keys):
         return vae.reparameterize(mean, log_var, base.standard_normal(keys, self.latent_dim))
 
@@ -264,8 +296,12 @@ class Hybrid:
         mean, _ = self.encode(params, images, 'a')
         if self.unpaired:
             return self.likelihood.mean(self.decode(params, mean, 'b'))
-        decoded = self.likelihood.mean(self.decode(params, mean))
-        return self.likelihood.mean(self.apply(params, 'generator', decoded))
+        return self.likelihood.mean(self.generate_output(params, images, self.decode(params, mean)))
+
+    def reconstruction(self, params, images):
+        """The VAE's deterministic reconstruction of inputs in [0, 1] (posterior mean)."""
+        mean, _ = self.encode(params, images)
+        return self.likelihood.mean(self.decode(params, mean))
 
     def pairs(self, images, keys):
         """(input, target) of uint8 images; `keys` (one per image) draw noise and masks."""
@@ -275,7 +311,7 @@ class Hybrid:
         """(loss, metrics, real outputs, outputs) of a paired batch."""
         keys = base.example_keys(rng, source.shape[0])
         terms, _, decoded = self.elbo_terms(params, source, keys)
-        output = self.apply(params, 'generator', self.likelihood.mean(decoded))
+        output = self.generate_output(params, source, decoded)
         terms['transform_log_likelihood'] = self.likelihood.log_prob(output, target)
         loss = -jnp.mean(
             terms['log_likelihood'] - self.beta * terms['kl'] + terms['transform_log_likelihood']
@@ -402,9 +438,12 @@ class Hybrid:
             terms_b, _, _ = self.elbo_terms(params, target, keys, 'b')
             per_example.update({f'{name}_b': value for name, value in terms_b.items()})
         else:
-            output = self.apply(params, 'generator', self.likelihood.mean(decoded))
+            output = self.generate_output(params, source, decoded)
             per_example['transform_log_likelihood'] = self.likelihood.log_prob(output, target)
             per_example['objective'] = per_example['elbo'] + per_example['transform_log_likelihood']
+            # How much of the input passes the bottleneck: what G sees in the 'decoded' design.
+            scores = transformation.scores(self.reconstruction(params, source), source)
+            per_example.update({f'reconstruction_{k}': v for k, v in scores.items()})
         per_example.update(self.output_scores(params, source, target, keys_of_pairs))
         return base.masked_sums(per_example, batch['mask'])
 
@@ -428,8 +467,7 @@ class Hybrid:
 
     def reconstruct(self, state, images, rng):
         del rng  # Decodes the posterior mean.
-        mean, _ = self.encode(state.params, base.images_to_unit(images))
-        return self.likelihood.mean(self.decode(state.params, mean))
+        return self.reconstruction(state.params, base.images_to_unit(images))
 
 
 def build(config, info) -> base.ModelDef:
@@ -454,6 +492,7 @@ def build(config, info) -> base.ModelDef:
         latent_dim=model_config.latent_dim,
         code_dim=model_config.code_dim,
         unpaired=unpaired,
+        generator_input=model_config.generator_input,
         adversarial=base.switch(model_config.use_adversarial, model_config.adversarial_weight),
         kind=model_config.gan_loss,
         beta=model_config.beta,

@@ -3,7 +3,8 @@ the U-Net's bottleneck: a U-Net generator and a PatchGAN discriminator.
 
 U-Net (their `UnetGenerator`): `depth` 4x4 stride-2 convs down to the bottleneck, channels
 width, 2 width, 4 width, then 8 width; LeakyReLU(0.2) before every conv but the first and a
-norm after every one but the first and the innermost; the mirror up with ReLU before each
+norm after every one but the first and the innermost (a conv before a norm has no bias,
+which the norm would cancel); the mirror up with ReLU before each
 transposed conv, a norm after it and a skip connection (concatenation) from the encoder
 layer of the same size; tanh out. Dropout 0.5 follows the `dropout_layers` up-convolutions
 nearest the bottleneck (pix2pix: the three of its 8 width layers), in training and at test
@@ -70,12 +71,17 @@ class UNet(nn.Module):
         for level, features in enumerate(widths):
             if level:
                 h = nn.leaky_relu(h, 0.2)
-            h = nn.Conv(features, (4, 4), strides=(2, 2), padding='SAME')(h)
-            if 0 < level < self.depth - 1:
+            normalized = 0 < level < self.depth - 1
+            h = nn.Conv(features, (4, 4), strides=(2, 2), padding='SAME', use_bias=not normalized)(
+                h
+            )
+            if normalized:
                 h = _norm(h)
             skips.append(h)
         for level in reversed(range(1, self.depth)):
-            h = ConvTranspose(widths[level - 1], (4, 4), strides=(2, 2), padding='SAME')(nn.relu(h))
+            h = ConvTranspose(
+                widths[level - 1], (4, 4), strides=(2, 2), padding='SAME', use_bias=False
+            )(nn.relu(h))
             h = _norm(h)
             if dropout_keys is not None and self.depth - 1 - level < self.dropout_layers:
                 keep = 1.0 - self.dropout_rate
@@ -105,9 +111,12 @@ class PatchGAN(nn.Module):
 
         h = pair
         for layer in range(self.layers):
-            h = nn.Conv(min(self.width * 2**layer, 8 * self.width), (4, 4), (2, 2), 'SAME')(h)
+            features = min(self.width * 2**layer, 8 * self.width)
+            biased = not (self.normalize and layer)
+            h = nn.Conv(features, (4, 4), (2, 2), 'SAME', use_bias=biased)(h)
             h = nn.leaky_relu(norm(h, layer), 0.2)
         features = min(self.width * 2**self.layers, 8 * self.width)
-        h = nn.Conv(features, (4, 4), padding='SAME')(h)
+        biased = not (self.normalize and self.layers)
+        h = nn.Conv(features, (4, 4), padding='SAME', use_bias=biased)(h)
         h = nn.leaky_relu(norm(h, self.layers), 0.2)
         return nn.Conv(1, (4, 4), padding='SAME')(h)[..., 0]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import gen_models.data as gd
-from gen_models.data.builders import frey_faces
+from gen_models.data import integrity
+from gen_models.data.builders import frey_faces, olivetti_faces
 from gen_models.data.config import SOURCE_DIR_ENV
 
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -78,6 +79,29 @@ def test_frey_faces(local, shared_data):
     assert (stored.min(), stored.max()) == (8, 238)
     assert not train['label'].any()
     assert gd.dataset_info(local('frey_faces')).num_classes == 0
+
+
+def test_olivetti_faces_split_by_subject(local, shared_data):
+    faces = np.load(shared_data / 'small' / 'olivetti_faces.npy')
+    train = gd.load_split_array(local('olivetti_faces'), 'train')
+    test = gd.load_split_array(local('olivetti_faces'), 'test')
+    np.testing.assert_array_equal(train['image'][..., 0], faces[:300])  # subjects 0-29
+    np.testing.assert_array_equal(test['image'][..., 0], faces[300:])  # subjects 30-39
+    np.testing.assert_array_equal(train['label'], np.arange(300) // 10)
+    np.testing.assert_array_equal(test['label'], 30 + np.arange(100) // 10)
+    info = gd.dataset_info(local('olivetti_faces'))
+    assert (info.image_shape, info.num_classes) == ((64, 64, 1), 40)
+
+
+def test_a_modified_olivetti_copy_is_refused_by_its_faces_digest(
+    make_config, shared_data, tmp_path
+):
+    faces = np.load(shared_data / 'small' / 'olivetti_faces.npy')
+    (tmp_path / 'small').mkdir()
+    np.save(tmp_path / 'small' / 'olivetti_faces.npy', faces[::-1])
+    config = make_config('olivetti_faces', source_dir=str(tmp_path), data_dir=str(tmp_path / 'd'))
+    with pytest.raises(integrity.SourceFileError, match=olivetti_faces.NPY_SHA256):
+        gd.prepare(config)
 
 
 def test_cifar10_from_the_official_python_archive(make_config, tmp_path):

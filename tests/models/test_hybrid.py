@@ -76,6 +76,27 @@ def test_paired_rotation_error_to_the_exact_target_falls(data_dir):
     )
 
 
+@pytest.mark.parametrize('generator_input, channels', [('input', 1), ('both', 2)])
+def test_generator_input_switch_feeds_g_the_input_image(data_dir, generator_input, channels):
+    config = tiny(data_dir)
+    config.model.generator_input = generator_input
+    run = runtime.prepare(config)
+    state = runtime.initial_state(run)
+    first_conv = jax.tree.leaves(state.params['generator'])
+    assert {leaf.shape[2] for leaf in first_conv if leaf.ndim == 4} >= {channels}
+    images = next(iter(data.make_eval_iterator(run.config.dataset, batch_size=8)))['image']
+    x = images.astype(np.float32) / 255.0
+    transform = jax.jit(run.model.transform)
+    noisy_decoder = jax.tree.map(lambda p: p + 0.5, state.params['decoder'])
+    moved = state.replace(params={**state.params, 'decoder': noisy_decoder})
+    difference = np.abs(transform(state, x, None) - transform(moved, x, None)).max()
+    # G reads the decoder's output only when it sees the decoded image.
+    assert (difference > 1e-3) == (generator_input == 'both')
+    before = runtime.evaluate_state(run, state)
+    state, _ = _train(run, 100)
+    assert runtime.evaluate_state(run, state)['psnr'] > before['psnr'] + 3.0
+
+
 def test_unpaired_cycle_loss_falls(data_dir):
     run = runtime.prepare(tiny(data_dir, 'unpaired'))
     _, history = _train(run, 100)
@@ -138,6 +159,12 @@ def _with(**flat):
         (_with(**{'transform.pairing': 'both'}), 'transform.pairing', "'paired' | 'unpaired'"),
         (_with(**{'model.adversarial_weight': -1.0}), 'model.adversarial_weight', '>= 0'),
         (_with(**{'model.likelihood': 'logistic'}), 'model.likelihood', "'bernoulli' | 'gaussian'"),
+        (_with(**{'model.generator_input': 'z'}), 'model.generator_input', "'decoded' | 'input'"),
+        (
+            _with(**{'model.generator_input': 'input', 'transform.pairing': 'unpaired'}),
+            'model.generator_input',
+            "'decoded' with unpaired transforms",
+        ),
         (
             _with(**{'model.use_adversarial': False, 'model.adversarial_weight': 1.0}),
             'model.adversarial_weight',

@@ -13,6 +13,7 @@ from gen_models.data.builders.cifar10 import GenModelsCifar10
 from gen_models.data.builders.fashion_mnist import GenModelsFashionMnist
 from gen_models.data.builders.frey_faces import GenModelsFreyFaces
 from gen_models.data.builders.mnist import GenModelsMnist
+from gen_models.data.builders.olivetti_faces import GenModelsOlivettiFaces
 from gen_models.data.builders.shapes import GenModelsShapes, config_for
 
 BUILDERS = types.MappingProxyType(
@@ -22,6 +23,7 @@ BUILDERS = types.MappingProxyType(
         'fashion_mnist': GenModelsFashionMnist,
         'cifar10': GenModelsCifar10,
         'frey_faces': GenModelsFreyFaces,
+        'olivetti_faces': GenModelsOlivettiFaces,
     }
 )
 
