@@ -70,7 +70,7 @@ class Reproduction:
     figure: Callable[[Path], Path] | None = None
 
 
-def _results(workdir: Path) -> dict[str, Any] | None:
+def read_results(workdir: Path) -> dict[str, Any] | None:
     path = workdir / 'results.json'
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -89,7 +89,7 @@ def _metric_rows(
     (ours, protocol) cells; 'not run' until results hold `eval/<metric>`."""
 
     def rows(workdir: Path) -> list[Row]:
-        results = _results(workdir) or {}
+        results = read_results(workdir) or {}
         metrics = results.get('metrics', {})
         if f'eval/{metric}' not in metrics:
             return [Row(label, paper, *unfinished(workdir))]
@@ -335,7 +335,7 @@ def run(reproduction: Reproduction, root: Path, overrides: Sequence[str] = ()) -
 def _has_configured_metrics(workdir: Path) -> bool:
     """Whether results.json already holds every metric config.eval.metrics names."""
     config = json.loads((workdir / 'config.json').read_text())
-    results = _results(workdir) or {}
+    results = read_results(workdir) or {}
     return all(f'eval/{name}' in results.get('metrics', {}) for name in config['eval']['metrics'])
 
 

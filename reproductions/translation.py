@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import shutil
 from collections.abc import Sequence
@@ -106,11 +105,6 @@ def run(selected: Sequence[Entry], root: Path, overrides: Sequence[str] = ()) ->
         reproduce.run(reproduction, root, overrides)
 
 
-def _results(workdir: Path) -> dict | None:
-    path = workdir / 'results.json'
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _grid(workdir: Path, doc_dir: Path, entry: Entry) -> str:
     """Copies the run's last transformation grid beside the document; its Markdown link."""
     grids = sorted((workdir / 'samples').glob('transformations_*.png'))
@@ -146,7 +140,7 @@ def _task_rows(task: str, root: Path, doc_dir: Path) -> tuple[list[str], str]:
     lines, finished, identity = [], [], None
     for entry in (e for e in entries() if e.task == task):
         workdir = root / entry.task / entry.method
-        results = _results(workdir)
+        results = reproduce.read_results(workdir)
         seconds = reproduce.wall_seconds(workdir)
         if results is None:
             status, steps = reproduce.unfinished(workdir)
