@@ -1,6 +1,11 @@
 """A few golden runs recomputed on every test run: the numbers of `python -m tests.golden.golden
-compare` (which checks every config to the bit), here to 1e-4 so that a machine with other
-CPU kernels passes while any change of what is computed fails."""
+compare` (which checks every config to the bit) to tolerances that let a machine with other CPU
+kernels pass while a change of what is computed fails.
+
+The first train record (step 5) is held to 1e-4: other kernels move it by about 1e-7. Later
+numbers are held to 2e-2: adversarial training amplifies those 1e-7 about tenfold every five
+steps, which measured on a second Xeon 2e-3 by step 20 (goodfellow_parzen:dcgan's eval/g_loss),
+while a changed loss or update moves the first record already."""
 
 from __future__ import annotations
 
@@ -18,9 +23,13 @@ RUNS = [
 ]
 
 
+FIRST_RECORD_RTOL = 1e-4
+LATER_RTOL = 2e-2
+
+
 def _close(recorded, now, path=''):
-    """Paths where `now` differs from `recorded` (floats to 1e-4 relative); sample-grid hashes
-    are left to the exact comparison."""
+    """Paths where `now` differs from `recorded` (floats to the relative tolerance of their
+    place, see the module docstring); sample-grid hashes are left to the exact comparison."""
     if isinstance(recorded, dict):
         keys = (recorded.keys() | now.keys()) - {'images'}
         return [d for k in sorted(keys) for d in _close(recorded.get(k), now.get(k), f'{path}.{k}')]
@@ -29,7 +38,8 @@ def _close(recorded, now, path=''):
             d for i, (a, b) in enumerate(zip(recorded, now)) for d in _close(a, b, f'{path}[{i}]')
         ]
     if isinstance(recorded, float) and isinstance(now, float):
-        same = math.isclose(recorded, now, rel_tol=1e-4, abs_tol=1e-6) or recorded == now
+        rtol = FIRST_RECORD_RTOL if path.startswith('.records[0]') else LATER_RTOL
+        same = math.isclose(recorded, now, rel_tol=rtol, abs_tol=1e-6) or recorded == now
         return (
             []
             if same or (math.isnan(recorded) and math.isnan(now))
