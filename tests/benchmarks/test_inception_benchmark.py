@@ -44,11 +44,14 @@ def test_twin_reproduces_reference_pool3_features(twin, weights_path):
 
 @pytest.mark.parametrize('shape', [(2, 32, 32, 3), (2, 28, 28, 1)])
 def test_twin_agrees_with_the_port_on_random_uint8_images(twin, weights_path, shape):
-    """Grey images are repeated to three channels by both; the resized inputs are identical."""
+    """Grey images are repeated to three channels by both; the resized inputs agree to float32
+    rounding (the matmuls' summation order differs between CPUs: 2.4e-7 seen)."""
     images = inception_benchmark.random_images(shape[0], shape[1], shape[3], seed=1)
-    np.testing.assert_array_equal(
+    np.testing.assert_allclose(
         torch_inception.preprocess(torch.from_numpy(images)).permute(0, 2, 3, 1).numpy(),
         np.asarray(inception.preprocess(images)),
+        rtol=0,
+        atol=1e-6,
     )
     port = np.asarray(inception.feature_fn()(inception.load_params(weights_path), images))
     assert port.shape == (2, inception.FEATURE_DIM) and np.abs(port).max() > 1
