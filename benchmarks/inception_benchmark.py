@@ -7,7 +7,10 @@ same images.
 Times the whole map from uint8 (N, H, W, C) images to pool3 features, resize to 299
 included, as FID and KID run it: `gen_models.nets.inception.feature_fn` (what
 `metrics.features.inception_net` serves), and `benchmarks.torch_inception` in PyTorch eager
-at each of `--torch_threads` intra-op thread counts. `--jax_variants` adds the port compiled
+at each of `--torch_threads` intra-op thread counts, and (`--torchvision`) what a PyTorch user
+would pick instead: `torchvision.models.inception_v3` (its pool features, channels-last, the
+same resize), with untrained weights since nothing is downloaded, so its speed is compared
+and its features are not. `--jax_variants` adds the port compiled
 the ways it was not chosen, to show what each choice is worth: `ynnpack` (XLA:CPU's default
 YNNPACK convolutions instead of Eigen's) and `closed_over` (weights as constants of the program
 instead of arguments). After warm-up, timed blocks of `--steps` batches rotate over all rows,
@@ -21,6 +24,7 @@ facts.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import statistics
 import sys
@@ -45,6 +49,9 @@ _CHANNELS = flags.DEFINE_enum('channels', '3', ['1', '3'], 'Input channels (1: g
 _JAX_VARIANTS = flags.DEFINE_list(
     'jax_variants', list(JAX_VARIANTS), f'Other compilations of the port to time: {JAX_VARIANTS}.'
 )
+_TORCHVISION = flags.DEFINE_bool(
+    'torchvision', True, "Also time torchvision's inception_v3 at each --torch_threads count."
+)
 _WEIGHTS = flags.DEFINE_string('weights', '', "FID Inception .npz ('': the default path).")
 FLAGS = flags.FLAGS
 # Flags shared with benchmarks.benchmark (batch_size, steps, repeats, warmup, torch,
@@ -53,11 +60,13 @@ DEFAULTS = {'batch_size': 32, 'steps': 1, 'warmup': 1}
 
 
 class Row(NamedTuple):
-    """A timed way of computing the features: `prepare` runs untimed before each block."""
+    """A timed way of computing the features: `prepare` runs untimed before each block;
+    `same_network` rows have the port's weights, so their features are compared."""
 
     features: Callable[[np.ndarray], np.ndarray]
     prepare: Callable[[], None] = lambda: None
     facts: dict[str, Any] = {}
+    same_network: bool = True
 
 
 def random_images(batch_size: int, image_size: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -96,6 +105,10 @@ def jax_rows(params: dict, images: np.ndarray, variants: list[str]) -> dict[str,
     return rows
 
 
+def _threads(n: int) -> str:
+    return f'{n} thread{"s" if n > 1 else ""}'
+
+
 def torch_rows(weights_path: str, thread_counts: list[int]) -> dict[str, Row]:
     """The PyTorch twin at each intra-op thread count (one model for all)."""
     import torch
@@ -104,8 +117,34 @@ def torch_rows(weights_path: str, thread_counts: list[int]) -> dict[str, Row]:
 
     model = torch_inception.TorchInception(weights_path)
     return {
-        f'torch ({n} thread{"s" if n > 1 else ""})': Row(
+        f'torch ({_threads(n)})': Row(
             lambda batch: model(batch).numpy(), lambda n=n: torch.set_num_threads(n)
+        )
+        for n in thread_counts
+    }
+
+
+def torchvision_rows(thread_counts: list[int]) -> dict[str, Row]:
+    """`torchvision.models.inception_v3` at each thread count: untrained (no download),
+    its 2048 pool features (no classifier), channels-last, after the twin's resize."""
+    import torch
+    import torchvision
+
+    from benchmarks import torch_inception
+
+    net = torchvision.models.inception_v3(
+        weights=None, aux_logits=False, init_weights=False, transform_input=False
+    )
+    net.fc = torch.nn.Identity()
+    net = net.eval().to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def features(batch: np.ndarray) -> np.ndarray:
+        return net(torch_inception.preprocess(torch.as_tensor(batch))).numpy()
+
+    return {
+        f'torchvision inception_v3 ({_threads(n)})': Row(
+            features, lambda n=n: torch.set_num_threads(n), same_network=False
         )
         for n in thread_counts
     }
@@ -136,7 +175,8 @@ def summarise(
     rows: dict[str, Row], seconds: dict[str, list[float]], images: np.ndarray, steps: int
 ) -> list[dict[str, Any]]:
     """A dict per row: img/s, ms per batch, 50k-sample FID minutes, its features' largest
-    difference from the port's, its facts; the port's row also gets `vs_torch`."""
+    difference from the port's (None for another network), its facts; the port's row also
+    gets `vs_torch`, relative to the fastest PyTorch row."""
     reference = rows['jax'].features(images)
     result = []
     for name, row in rows.items():
@@ -147,7 +187,11 @@ def summarise(
                 'images_per_second': rate,
                 'batch_ms': 1e3 / rate * len(images),
                 'fid_50k_minutes': FID_IMAGES / rate / 60,
-                'max_abs_diff_vs_jax': float(np.abs(row.features(images) - reference).max()),
+                'max_abs_diff_vs_jax': (
+                    float(np.abs(row.features(images) - reference).max())
+                    if row.same_network
+                    else None
+                ),
                 'block_seconds': seconds[name],
                 **row.facts,
             }
@@ -174,9 +218,13 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
             f'| {r["framework"]} | {r["images_per_second"]:.2f} | {r["batch_ms"]:.0f} | '
             f'{benchmark.vs_torch_cell(r)} | {benchmark.compile_cell(r)} | '
             f'{r["fid_50k_minutes"]:.0f} | '
-            f'{r["max_abs_diff_vs_jax"]:.1e} |'
+            f'{_difference_cell(r["max_abs_diff_vs_jax"])} |'
         )
     return '\n'.join(lines)
+
+
+def _difference_cell(difference: float | None) -> str:
+    return 'other weights' if difference is None else f'{difference:.1e}'
 
 
 def run_benchmark(
@@ -189,9 +237,11 @@ def run_benchmark(
     torch_threads: list[str] | None = None,
     jax_variants: list[str] | None = None,
     weights: str = '',
+    torchvision: bool = False,
 ) -> dict[str, Any]:
-    """Rows of the port (and `jax_variants`) and of the torch twin at `torch_threads`
-    (None or empty: JAX alone), plus the machine facts they are relative to."""
+    """Rows of the port (and `jax_variants`) and of the torch twin (and `torchvision`'s
+    inception_v3) at `torch_threads` (None or empty: JAX alone), plus the machine facts
+    they are relative to."""
     path = inception.inception_path(weights)
     if not path.is_file():
         raise FileNotFoundError(f'FID Inception weights not found at {path} (see --weights)')
@@ -205,6 +255,10 @@ def run_benchmark(
     rows = jax_rows(inception.load_params(path), images, jax_variants or [])
     if thread_counts:
         rows.update(torch_rows(str(path), thread_counts))
+        if torchvision and importlib.util.find_spec('torchvision') is None:
+            print('inception_benchmark: skipping torchvision: not installed', file=sys.stderr)
+        elif torchvision:
+            rows.update(torchvision_rows(thread_counts))
     seconds = time_rows(rows, images, steps, repeats, warmup)
     return {
         'rows': summarise(rows, seconds, images, steps),
@@ -236,6 +290,7 @@ def main(argv):
         FLAGS.torch_threads if FLAGS.torch else [],
         _JAX_VARIANTS.value,
         _WEIGHTS.value,
+        _TORCHVISION.value,
     )
     print(markdown_table(result['rows']))
     print(f'load average before, after: {result["load_average_before_after"]}')

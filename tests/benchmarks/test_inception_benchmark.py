@@ -69,6 +69,35 @@ def test_time_rows_rotates_the_rows_and_reverses_every_other_repeat():
     assert {name: len(blocks) for name, blocks in seconds.items()} == {'a': 3, 'b': 3, 'c': 3}
 
 
+def test_torchvision_rows_give_pool_features_at_each_thread_count():
+    pytest.importorskip('torchvision', reason="torchvision's inception_v3 needs torchvision")
+    rows = inception_benchmark.torchvision_rows([1, 2])
+    assert list(rows) == [
+        'torchvision inception_v3 (1 thread)',
+        'torchvision inception_v3 (2 threads)',
+    ]
+    images = inception_benchmark.random_images(2, 28, 1)
+    for row in rows.values():
+        row.prepare()
+        assert torch.get_num_threads() in (1, 2) and not row.same_network
+        features = row.features(images)
+        assert features.shape == (2, inception.FEATURE_DIM) and np.isfinite(features).all()
+    rows['torchvision inception_v3 (1 thread)'].prepare()
+    assert torch.get_num_threads() == 1
+    table = inception_benchmark.markdown_table(
+        [
+            {
+                'framework': 'tv',
+                'images_per_second': 1.0,
+                'batch_ms': 2e3,
+                'fid_50k_minutes': 1.0,
+                'max_abs_diff_vs_jax': None,
+            }
+        ]
+    )
+    assert table.splitlines()[2].endswith('| other weights |')
+
+
 def test_rows_table_and_json(weights_path, tmp_path):
     with pytest.raises(ValueError, match='unknown --jax_variants'):
         inception_benchmark.jax_rows({}, np.zeros((1, 8, 8, 3), np.uint8), ['xnnpack'])
