@@ -10,7 +10,7 @@ LeakyReLU(0.1), and global sum pooling); the FID is therefore not expected to ma
 the digit. Its evaluation is StudioGAN's: FID (and KID) of 50,000 samples against the whole
 training set.
 
-The default is the scale a 2-core CPU allows (the FID Inception runs at about 3 images/s
+The default is the scale a 2-core CPU allows (the FID Inception runs at about 13 images/s
 there): the recipe at width 32 for 12,000 steps (24,000 D updates of 64 images, about 31
 epochs of D data), then FID and KID of 1,000 samples against the first 1,000 training
 images. FID from 1,000 samples is biased upwards against 50k-sample FID; KID is unbiased.
