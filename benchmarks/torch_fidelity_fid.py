@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import logs
 from gen_models import score
 from gen_models.nets import inception
 
-_KEY_PREFIX = 'net.layers.'
 _STEM = {
     'conv': 'Conv2d_1a_3x3',
     'conv_1': 'Conv2d_2a_3x3',
@@ -109,22 +109,17 @@ def state_dict(path: str | os.PathLike[str]) -> dict:
     import torch
 
     tensors = {}
-    with np.load(path) as arrays:
-        convs = {key.removeprefix(_KEY_PREFIX).rsplit('.', 1)[0] for key in arrays.files}
-        for conv in sorted(convs):
-            leaf = lambda name, conv=conv: torch.from_numpy(  # noqa: E731
-                arrays[f'{_KEY_PREFIX}{conv}.{name}'].astype(np.float32)
-            )
-            module = module_name(conv)
-            beta = leaf('beta')
-            tensors |= {
-                f'{module}.conv.weight': leaf('weight'),
-                f'{module}.bn.weight': torch.ones_like(beta),
-                f'{module}.bn.bias': beta,
-                f'{module}.bn.running_mean': leaf('mean'),
-                f'{module}.bn.running_var': leaf('var'),
-                f'{module}.bn.num_batches_tracked': torch.tensor(0),
-            }
+    for conv, leaves in inception.read_convs(path).items():
+        leaf = {name: torch.from_numpy(value.astype(np.float32)) for name, value in leaves.items()}
+        module = module_name(conv)
+        tensors |= {
+            f'{module}.conv.weight': leaf['weight'],
+            f'{module}.bn.weight': torch.ones_like(leaf['beta']),
+            f'{module}.bn.bias': leaf['beta'],
+            f'{module}.bn.running_mean': leaf['mean'],
+            f'{module}.bn.running_var': leaf['var'],
+            f'{module}.bn.num_batches_tracked': torch.tensor(0),
+        }
     tensors['fc.weight'] = torch.zeros(_CLASSES, inception.FEATURE_DIM)
     tensors['fc.bias'] = torch.zeros(_CLASSES)
     return tensors
@@ -211,7 +206,7 @@ def main(argv: list[str] | None = None) -> None:
         'weights': str(weights),
         'weights_sha256': inception.file_checksum(weights),
     }
-    out.write_text(json.dumps(result, indent=2))
+    logs.write_json(out, result)
     print(json.dumps(result, indent=2))
 
 

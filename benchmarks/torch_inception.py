@@ -22,30 +22,20 @@ import torch.nn.functional as F
 from gen_models.nets import inception
 
 Weights = dict[str, tuple[torch.Tensor, torch.Tensor]]
-_KEY_PREFIX = 'net.layers.'
-_BN_EPS = 1e-3
 
 
 def load_weights(path: str | os.PathLike[str]) -> Weights:
     """(kernel (out, in, kh, kw), bias) of every conv by name ('mixed.tower.conv_1'), its
-    batch norm folded in (in float64, then rounded to float32)."""
-    with np.load(path) as arrays:
-        names = {key.removeprefix(_KEY_PREFIX).rsplit('.', 1)[0] for key in arrays.files}
-        weights = {}
-        for name in sorted(names):
-            leaves = {
-                leaf: arrays[f'{_KEY_PREFIX}{name}.{leaf}'].astype(np.float64)
-                for leaf in ('weight', 'beta', 'mean', 'var')
-            }
-            scale = 1.0 / np.sqrt(leaves['var'] + _BN_EPS)
-            kernel = leaves['weight'] * scale[:, None, None, None]
-            bias = leaves['beta'] - leaves['mean'] * scale
-            weights[name] = (
-                torch.from_numpy(kernel.astype(np.float32)).contiguous(
-                    memory_format=torch.channels_last
-                ),
-                torch.from_numpy(bias.astype(np.float32)),
-            )
+    batch norm folded in (in float64, then rounded to float32), as the port folds them."""
+    weights = {}
+    for name, leaves in inception.read_convs(path).items():
+        kernel, bias = inception.fold_batch_norm(leaves)
+        weights[name] = (
+            torch.from_numpy(kernel.astype(np.float32)).contiguous(
+                memory_format=torch.channels_last
+            ),
+            torch.from_numpy(bias.astype(np.float32)),
+        )
     return weights
 
 

@@ -272,33 +272,43 @@ class FIDInception(Block):
         return jnp.mean(x, axis=(1, 2))
 
 
-def load_params(path: str | os.PathLike[str]) -> dict:
-    """The `FIDInception` params from an `.npz` of PyTorch-layout arrays, each conv's batch
-    norm folded into its kernel and bias.
-
-    Keys are `net.layers.<block>[.<tower>].<conv>.{weight,beta,mean,var}`, `weight` of shape
-    (out, in, kh, kw); they map to `params[<block>][<tower>.<conv>]` = {HWIO `kernel` * s,
-    `bias` beta - mean * s}, s = 1 / sqrt(var + 1e-3): the same function as conv -> batch
-    norm, computed in float64 and rounded once to float32, without a normalisation pass.
-    """
-    params: dict = {}
+def read_convs(path: str | os.PathLike[str]) -> dict[str, dict[str, np.ndarray]]:
+    """The weights file's convs by name ('mixed_9.tower_conv'), each {weight, beta, mean,
+    var} in float64: keys `net.layers.<block>[.<tower>].<conv>.<leaf>`, `weight` of shape
+    (out, in, kh, kw); its batch norm has no scale."""
     with np.load(path) as arrays:
         convs = sorted({key.removeprefix(_KEY_PREFIX).rsplit('.', 1)[0] for key in arrays.files})
-        for conv in convs:
-            leaves = {
+        return {
+            conv: {
                 leaf: arrays[f'{_KEY_PREFIX}{conv}.{leaf}'].astype(np.float64)
                 for leaf in ('weight', 'beta', 'mean', 'var')
             }
-            scale = 1.0 / np.sqrt(leaves['var'] + _BN_EPS)
-            folded = {
-                'kernel': leaves['weight'].transpose(2, 3, 1, 0) * scale,
-                'bias': leaves['beta'] - leaves['mean'] * scale,
-            }
-            scope, name = params, conv
-            if '.' in conv:
-                block, name = conv.split('.', 1)
-                scope = params.setdefault(block, {})
-            scope[name] = {leaf: jnp.asarray(value, jnp.float32) for leaf, value in folded.items()}
+            for conv in convs
+        }
+
+
+def fold_batch_norm(leaves: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel (out, in, kh, kw) * s, bias beta - mean * s), s = 1 / sqrt(var + 1e-3): the
+    same function as conv -> batch norm, in float64, without a normalisation pass."""
+    scale = 1.0 / np.sqrt(leaves['var'] + _BN_EPS)
+    return leaves['weight'] * scale[:, None, None, None], leaves['beta'] - leaves['mean'] * scale
+
+
+def load_params(path: str | os.PathLike[str]) -> dict:
+    """The `FIDInception` params from the weights file (`read_convs`), each conv's batch
+    norm folded into its kernel and bias (`fold_batch_norm`) and rounded once to float32:
+    `params[<block>][<tower>.<conv>]` = {HWIO `kernel`, `bias`}."""
+    params: dict = {}
+    for conv, leaves in read_convs(path).items():
+        kernel, bias = fold_batch_norm(leaves)
+        scope, name = params, conv
+        if '.' in conv:
+            block, name = conv.split('.', 1)
+            scope = params.setdefault(block, {})
+        scope[name] = {
+            'kernel': jnp.asarray(kernel.transpose(2, 3, 1, 0), jnp.float32),
+            'bias': jnp.asarray(bias, jnp.float32),
+        }
     return params
 
 

@@ -17,8 +17,7 @@ def test_every_conv_has_one_torch_fidelity_module():
     path = inception.inception_path()
     if not path.is_file():
         pytest.skip(f'FID Inception weights missing at {path}')
-    with np.load(path) as arrays:
-        convs = {key.removeprefix('net.layers.').rsplit('.', 1)[0] for key in arrays.files}
+    convs = inception.read_convs(path)
     modules = [torch_fidelity_fid.module_name(conv) for conv in convs]
     assert len(convs) == 94 and len(set(modules)) == len(modules)
     assert torch_fidelity_fid.module_name('mixed_9.tower_1_mixed_conv') == (
