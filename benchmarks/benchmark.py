@@ -2,6 +2,12 @@
 
   python -m benchmarks.benchmark --configs dcgan_mnist,vae_mnist,vae_mlp_mnist \
       --batch_size 64 --out runs/benchmark.json
+  python -m benchmarks.benchmark --compute_dtypes float32,bfloat16 --steps_per_call 1,4 \
+      --torch=false   # one row per config, compute dtype and steps per call
+
+Each row times the compiled call training runs (`train.steps_per_call` K steps, fed as
+training feeds it: the host pipeline, or batches gathered on the devices with
+`--device_data_bytes`), in train steps; the torch twin runs beside the float32, K = 1 row.
 
 For each config, the real jitted data-parallel train step runs on batches from the
 config's real input pipeline (so input wait is measured as in training) and, unless
@@ -23,7 +29,6 @@ Prints a Markdown table; `--out` writes JSON with the machine, versions and load
 
 from __future__ import annotations
 
-import functools
 import importlib
 import itertools
 import os
@@ -41,8 +46,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from experiments import logs, runtime
-from gen_models import data, parallel, xla_settings
+from experiments import batches, logs, programs, runtime
+from gen_models import data, schema, xla_settings
 
 TORCH_DEVICES = ('cpu', 'cuda')
 _CONFIGS = flags.DEFINE_list(
@@ -67,6 +72,18 @@ _TORCH_DEVICE = flags.DEFINE_enum(
 _MATMUL_SIDE = flags.DEFINE_integer(
     'matmul_side', 1024, 'Side of the square float32 matmul the step rates are compared with.'
 )
+_COMPUTE_DTYPES = flags.DEFINE_list(
+    'compute_dtypes', ['float32'], 'train.compute_dtype values: one row per config and value.'
+)
+_STEPS_PER_CALL = flags.DEFINE_list(
+    'steps_per_call',
+    ['1'],
+    'train.steps_per_call values K: one row per config and K (--steps and --warmup are '
+    'multiples of every K).',
+)
+_DEVICE_DATA_BYTES = flags.DEFINE_integer(
+    'device_data_bytes', 0, 'train.device_data_bytes of every row (0: batches read on the host).'
+)
 _OUT = flags.DEFINE_string('out', None, 'Optional JSON output path.')
 
 Block = Callable[[int], tuple[float, float]]
@@ -82,6 +99,7 @@ class Blocks(NamedTuple):
 
 
 MATMUL_SIDE = 1024
+INTERVALS = ('num_steps', 'log_every', 'eval_every', 'checkpoint_every', 'sample_every')
 
 
 def _timed_block(step: Callable[[Any], None], batches: Iterator, sync: Callable[[], None]) -> Block:
@@ -135,23 +153,19 @@ def load_config(name: str, batch_size: int):
 
 
 def jax_block(config) -> tuple[Blocks, dict[str, Any]]:
-    """The config's compiled train step fed by its input pipeline and by one fixed batch
-    already on the devices, and compile facts."""
+    """The config's compiled train call (`train.steps_per_call` steps) fed as training feeds
+    it (its input pipeline, or batches gathered on the devices with `train.device_data_bytes`)
+    and by one fixed call's batches already on the devices, and compile facts (per step)."""
     run = runtime.prepare(config)
-    batches = data.make_train_iterator(
-        config.dataset,
-        batch_size=config.train.batch_size,
-        seed=config.seed,
-        transform=functools.partial(parallel.shard_batch, mesh=run.mesh),
-    )
+    calls = batches.batches(config, [config.seed], run.mesh, start_step=0)
     state = runtime.initial_state(run)
-    key = run.keys['train']
-    step_fn = parallel.train_step(run.model.train_step, run.mesh)
-    fixed_batch = next(batches)
+    key, hparams = run.keys['train'], programs.hyperparameters(config)
+    step_fn = programs.programs(config, run.info, run.mesh).train_step
+    fixed_batch = next(calls)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter('always')
         start = time.perf_counter()
-        lowered = step_fn.lower(state, fixed_batch, key)
+        lowered = step_fn.lower(state, fixed_batch, key, hparams)
         lowered_at = time.perf_counter()
         compiled = lowered.compile()
         compiled_at = time.perf_counter()
@@ -159,17 +173,25 @@ def jax_block(config) -> tuple[Blocks, dict[str, Any]]:
     holder = {'state': state}
 
     def step(batch):
-        holder['state'], _ = compiled(holder['state'], batch, key)
+        holder['state'], _ = compiled(holder['state'], batch, key, hparams)
 
     facts = {
         'lower_seconds': lowered_at - start,
         'compile_seconds': compiled_at - lowered_at,
+        # XLA counts a loop's body once: with K steps per call, this is one step's count.
         'flops_per_step': float((cost[0] if isinstance(cost, list) else cost)['flops']),
         'donation_warnings': sum('donated' in str(w.message) for w in caught),
         'image_shape': list(run.info.image_shape),
     }
     sync = lambda: jax.block_until_ready(holder['state'])  # noqa: E731
-    return _blocks(step, batches, fixed_batch, sync), facts
+    blocks = _blocks(step, calls, fixed_batch, sync)
+    steps = config.train.steps_per_call
+    return Blocks(*(_in_steps(block, steps) for block in blocks)), facts
+
+
+def _in_steps(block: Block, steps_per_call: int) -> Block:
+    """A block of calls of `steps_per_call` steps, asked for in steps (a multiple of it)."""
+    return lambda num_steps: block(num_steps // steps_per_call)
 
 
 def torch_blocks(
@@ -304,14 +326,15 @@ def run_main(main: Callable[[list[str]], None], defaults: dict[str, Any]) -> Non
 def markdown_table(rows: list[dict[str, Any]], matmul_rate: float) -> str:
     """One line per (config, framework)."""
     lines = [
-        '| config | framework | img/s | ms/step | vs torch | trace + compile s | input wait | '
-        f'GFLOP/s | of matmul ({matmul_rate:.0f} GFLOP/s) |',
-        '|---|---|---|---|---|---|---|---|---|',
+        '| config | framework | img/s | ms/step | ms/step, fixed batch | vs torch | '
+        f'trace + compile s | input wait | GFLOP/s | of matmul ({matmul_rate:.0f} GFLOP/s) |',
+        '|---|---|---|---|---|---|---|---|---|---|',
     ]
     for r in rows:
         lines.append(
             f'| {r["config"]} | {r["framework"]} | {r["images_per_second"]:.0f} | '
-            f'{r["step_ms"]:.1f} | {vs_torch_cell(r)} | {compile_cell(r)} | '
+            f'{r["step_ms"]:.1f} | {r["fixed_batch_step_ms"]:.1f} | {vs_torch_cell(r)} | '
+            f'{compile_cell(r)} | '
             f'{100 * r["input_wait_fraction"]:.1f}% | {r["gflops"]:.1f} | '
             f'{100 * r["gflops"] / matmul_rate:.0f}% |'
         )
@@ -348,6 +371,13 @@ def machine_facts(torch_note: str) -> dict[str, Any]:
     }
 
 
+def twin_threads(config, thread_counts: list[int]) -> list[int]:
+    """The torch thread counts to time beside `config`: the float32 twin (one step per call)
+    runs beside the float32, one-step-per-call row of each config only."""
+    plain = config.train.compute_dtype == 'float32' and config.train.steps_per_call == 1
+    return thread_counts if plain else []
+
+
 def run_benchmark(
     configs: dict[str, Any],
     steps: int,
@@ -370,7 +400,7 @@ def run_benchmark(
         row
         for name, config in configs.items()
         for row in benchmark_config(
-            name, config, steps, repeats, warmup, thread_counts, torch_device
+            name, config, steps, repeats, warmup, twin_threads(config, thread_counts), torch_device
         )
     ]
     return {
@@ -389,9 +419,46 @@ def run_benchmark(
     }
 
 
+def variants(
+    names: list[str],
+    batch_size: int,
+    compute_dtypes: list[str],
+    steps_per_call: list[int],
+    device_data_bytes: int = 0,
+) -> dict[str, Any]:
+    """label -> config of every (config, compute dtype, K), labelled by what differs from
+    float32 and one step per call, e.g. 'dcgan_mnist [bfloat16, K=4]'."""
+    configs = {}
+    for name, dtype, steps in itertools.product(names, compute_dtypes, steps_per_call):
+        config = load_config(name, batch_size)
+        config.train.update(
+            compute_dtype=dtype, steps_per_call=steps, device_data_bytes=device_data_bytes
+        )
+        for interval in (*(f'train.{k}' for k in INTERVALS), 'eval.every'):  # not timed
+            parent, _, key = interval.partition('.')
+            config[parent][key] = -(-config[parent][key] // steps) * steps
+        schema.validate(config)  # a bad value: one line naming the key, before any compile
+        notes = [dtype] if dtype != 'float32' else []
+        notes += [f'K={steps}'] if steps > 1 else []
+        configs[f'{name} [{", ".join(notes)}]' if notes else name] = config
+    return configs
+
+
 def main(argv):
     del argv
-    configs = {name: load_config(name, _BATCH.value) for name in _CONFIGS.value}
+    steps_per_call = [int(k) for k in _STEPS_PER_CALL.value]
+    for flag in (_STEPS, _WARMUP):
+        if any(flag.value % k for k in steps_per_call):
+            raise app.UsageError(
+                f'--{flag.name}={flag.value}: a multiple of every --steps_per_call'
+            )
+    configs = variants(
+        _CONFIGS.value,
+        _BATCH.value,
+        _COMPUTE_DTYPES.value,
+        steps_per_call,
+        _DEVICE_DATA_BYTES.value,
+    )
     if all(config.train.deterministic for config in configs.values()):
         xla_settings.request_deterministic_gpu_ops()  # as launch.py trains them
     xla_settings.enable_compilation_cache()  # compile seconds with a warm cache, as reruns see

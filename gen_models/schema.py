@@ -20,6 +20,7 @@ import ml_collections
 from gen_models import config as cfg
 from gen_models import metrics, models, optim
 from gen_models.data import transforms
+from gen_models.nets import precision
 from gen_models.parallel import BACKENDS
 
 # Float keys every family's programs take as arrays (see Family.traced for the others).
@@ -106,6 +107,8 @@ def _train() -> ml_collections.ConfigDict:
     # batches sent at once; accelerators); the intervals above are multiples of it
     train.device_data_bytes = 0  # a decoded train split up to this size lives on the devices
     # and batches are gathered there (the same batches); 0 = read on the host
+    train.compute_dtype = 'float32'  # 'float32' | 'bfloat16': what the nets compute in;
+    # parameters, optimiser state, losses and normalisation statistics stay float32
     return train
 
 
@@ -218,6 +221,7 @@ SHARED_RULES: dict[str, cfg.Rule] = {
     'train.loss_limit': cfg.at_least(0),
     'train.steps_per_call': cfg.at_least(1),
     'train.device_data_bytes': cfg.at_least(0),
+    'train.compute_dtype': cfg.choice(*precision.COMPUTE_DTYPES),
     **metrics.EVAL_RULES,
     'export.num_images': cfg.at_least(1),
     'export.format': cfg.choice('npz', 'png'),

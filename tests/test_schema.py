@@ -42,6 +42,7 @@ def _with(key: str, value, family: str = 'vae'):
         ('lr', 'fast', 'vae', 'type float'),
         ('train.progress_bar', 1, 'vae', 'type bool'),
         ('model.net', 'resnet', 'vae', "one of 'conv' | 'mlp'"),
+        ('train.compute_dtype', 'float16', 'gan', "one of 'float32' | 'bfloat16'"),
     ],
 )
 def test_bad_values_name_key_value_and_allowed(key, value, family, allowed):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -61,8 +60,8 @@ def reconstruction_loss(logits: jax.Array, x: jax.Array, kind: str) -> jax.Array
 class Autoencoder:
     """The networks and settings of one autoencoder; its methods are the model's functions."""
 
-    encoder: nn.Module
-    decoder: nn.Module
+    encoder: base.Net
+    decoder: base.Net
     tx: optax.GradientTransformation
     latent_dim: int
     loss: str  # model.loss
@@ -121,16 +120,21 @@ def build(config, info) -> base.ModelDef:
     """The autoencoder `ModelDef` for `config` on a dataset described by `info`."""
     model_config = config.model
     width, kernel_size = model_config.width, model_config.kernel_size
+    wrap = base.compute_dtype_wrapper(config)
     model = Autoencoder(
-        encoder=nets.DownConvStack(
-            outputs=model_config.latent_dim, width=width, kernel_size=kernel_size
+        encoder=wrap(
+            nets.DownConvStack(
+                outputs=model_config.latent_dim, width=width, kernel_size=kernel_size
+            )
         ),
-        decoder=nets.UpConvStack(
-            image_shape=tuple(info.image_shape),
-            width=width,
-            kernel_size=kernel_size,
-            use_batch_norm=False,
-            output_activation='none',
+        decoder=wrap(
+            nets.UpConvStack(
+                image_shape=tuple(info.image_shape),
+                width=width,
+                kernel_size=kernel_size,
+                use_batch_norm=False,
+                output_activation='none',
+            )
         ),
         tx=optim.make_optimizer(config.optim, config.lr, config.train.num_steps),
         latent_dim=model_config.latent_dim,

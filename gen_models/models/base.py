@@ -11,6 +11,7 @@ gradients and metrics are averaged with `lax.pmean` over `DATA_AXIS`, and
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,8 +24,10 @@ import optax
 
 from gen_models import nets
 from gen_models.config import ConfigError, Rule
+from gen_models.nets import precision
 
 DATA_AXIS = 'data'
+Net = precision.Net  # a family's net: an `nn.Module`, or one computing in train.compute_dtype
 
 Batch = Mapping[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -142,6 +145,12 @@ class Family:
     traced: tuple[str, ...] = ()
     toggles: Mapping[str, str] = dataclasses.field(default_factory=dict)
     reads: tuple[str, ...] = ()
+
+
+def compute_dtype_wrapper(config: ml_collections.ConfigDict) -> Callable[[Any], Net]:
+    """net -> the net computing in `train.compute_dtype` (`gen_models.nets.precision`):
+    every family passes each net it trains through this."""
+    return functools.partial(precision.with_compute_dtype, compute_dtype=config.train.compute_dtype)
 
 
 def switch(value: bool | None, weight: Any) -> bool:

@@ -20,6 +20,7 @@ import optax
 from gen_models import config as cfg
 from gen_models import optim
 from gen_models.models import base
+from gen_models.nets import precision
 from gen_models.nets.classifier import Classifier
 
 
@@ -45,17 +46,22 @@ def validate(config: ml_collections.ConfigDict, info: Any, num_devices: int) -> 
         )
 
 
-def make_net(config, info) -> Classifier:
-    """The classifier a config describes."""
+def make_net(config, info, compute_dtype: str = 'float32') -> base.Net:
+    """The classifier a config describes, computing in `compute_dtype`."""
     width = config.model.width
-    return Classifier(
-        num_classes=info.num_classes, widths=(width, 2 * width), feature_dim=config.model.hidden[0]
+    net = Classifier(
+        num_classes=info.num_classes,
+        widths=(width, 2 * width),
+        feature_dim=config.model.hidden[0],
+        dtype=precision.COMPUTE_DTYPES[compute_dtype],
     )
+    return precision.with_compute_dtype(net, compute_dtype)
 
 
 def build(config, info) -> base.ModelDef:
     """The classifier `ModelDef` for `config` on a labelled dataset described by `info`."""
-    net = make_net(config, info)
+    net = make_net(config, info, config.train.compute_dtype)
+    features_net = make_net(config, info)  # features and scores in float32 whatever trained
     tx = optim.make_optimizer(config.optim, config.lr, config.train.num_steps)
 
     def init(rng, batch):
@@ -68,7 +74,7 @@ def build(config, info) -> base.ModelDef:
         )
 
     def classify(state, images):
-        return net.apply({'params': state.params['classifier']}, images)
+        return features_net.apply({'params': state.params['classifier']}, images)
 
     def per_example(params, batch):
         _, logits = net.apply({'params': params['classifier']}, batch['image'])

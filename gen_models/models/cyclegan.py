@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -105,8 +104,8 @@ def local_rows(values: jax.Array, num: int) -> jax.Array:
 class CycleGAN:
     """One model's networks and settings; its methods are the model's functions."""
 
-    generator: nn.Module
-    discriminator: nn.Module
+    generator: base.Net
+    discriminator: base.Net
     tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
     transform_config: Any
@@ -238,13 +237,20 @@ def build(config, info) -> base.ModelDef:
     side = min(info.image_shape[:2])
     num_steps = config.train.num_steps
     layers = model_config.d_layers
+    if layers < 0:
+        layers = patchgan.scaled_patch_layers(side)
+    wrap = base.compute_dtype_wrapper(config)
     model = CycleGAN(
-        generator=generators.ResNetGenerator(
-            channels=info.image_shape[-1], width=model_config.width, blocks=model_config.blocks
+        generator=wrap(
+            generators.ResNetGenerator(
+                channels=info.image_shape[-1], width=model_config.width, blocks=model_config.blocks
+            )
         ),
-        discriminator=patchgan.PatchGAN(
-            width=model_config.width,
-            layers=patchgan.scaled_patch_layers(side) if layers < 0 else layers,
+        discriminator=wrap(
+            patchgan.PatchGAN(
+                width=model_config.width,
+                layers=layers,
+            )
         ),
         tx=optim.make_optimizer(config.optim, config.lr, num_steps),
         d_tx=optim.make_optimizer(
@@ -277,7 +283,7 @@ def build(config, info) -> base.ModelDef:
             'transform': config.transform.to_dict(),
             'metric_units': 'cycle_l1: mean |F(G(x)) - x| in [-1, 1] units; '
             + transformation.PROTOCOL,
-            'patch_size': patchgan.receptive_field(model.discriminator.layers),
+            'patch_size': patchgan.receptive_field(layers),
         },
         sample_grids=sample_grids,
     )

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -105,9 +104,9 @@ def gathered(values: jax.Array) -> jax.Array:
 class DisentangledVAE:
     """One model's networks and settings; hyperparameters may be tracers (vectorised)."""
 
-    encoder: nn.Module
-    decoder: nn.Module
-    discriminator: nn.Module
+    encoder: base.Net
+    decoder: base.Net
+    discriminator: base.Net
     tx: dict[str, optax.GradientTransformation]
     method: str
     latent_dim: int
@@ -281,10 +280,11 @@ def build(config, info) -> base.ModelDef:
             b1=model_config.discriminator_b1,
             b2=model_config.discriminator_b2,
         )
+    wrap = base.compute_dtype_wrapper(config)
     model = DisentangledVAE(
-        encoder=nets.ConvEncoder(outputs=2 * model_config.latent_dim),
-        decoder=nets.DeconvDecoder(image_shape=image_shape),
-        discriminator=nets.CodeDiscriminator(),
+        encoder=wrap(nets.ConvEncoder(outputs=2 * model_config.latent_dim)),
+        decoder=wrap(nets.DeconvDecoder(image_shape=image_shape)),
+        discriminator=wrap(nets.CodeDiscriminator()),
         tx=tx,
         method=model_config.method,
         latent_dim=model_config.latent_dim,

@@ -134,9 +134,9 @@ class GAN:
     `generator_init` is the same net without the axis (init, and generating outside one).
     """
 
-    generator_init: Any
-    generator: Any
-    discriminator: Any
+    generator_init: base.Net
+    generator: base.Net
+    discriminator: base.Net
     tx: dict[str, optax.GradientTransformation]
     latent_dim: int
     kind: str  # model.gan_loss
@@ -379,14 +379,15 @@ def build(config, info) -> base.ModelDef:
     n_critic = model_config.n_critic
     num_classes = info.num_classes if model_config.conditional else 0
     num_steps = config.train.num_steps
+    wrap = base.compute_dtype_wrapper(config)
     generator_init, generator = (
-        _generator(model_config, info.image_shape, num_classes, axis_name)
+        wrap(_generator(model_config, info.image_shape, num_classes, axis_name))
         for axis_name in (None, base.DATA_AXIS)
     )
     gan = GAN(
         generator_init=generator_init,
         generator=generator,
-        discriminator=_discriminator(model_config, num_classes),
+        discriminator=wrap(_discriminator(model_config, num_classes)),
         tx={
             'generator': optim.make_optimizer(config.optim, config.lr, num_steps),
             'discriminator': optim.make_optimizer(

@@ -202,8 +202,8 @@ def _modules(
 class Hybrid:
     """One hybrid's networks and settings; its methods are the model's pure functions."""
 
-    modules: dict[str, tuple[nn.Module, str]]
-    discriminator: nn.Module
+    modules: dict[str, tuple[base.Net, str]]
+    discriminator: base.Net
     tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
     likelihood: vae.Likelihood
@@ -475,13 +475,17 @@ def build(config, info) -> base.ModelDef:
     model_config = config.model
     unpaired = config.transform.pairing == 'unpaired'
     num_steps = config.train.num_steps
+    wrap = base.compute_dtype_wrapper(config)
+    modules = _modules(model_config, tuple(info.image_shape), unpaired)
     hybrid = Hybrid(
-        modules=_modules(model_config, tuple(info.image_shape), unpaired),
-        discriminator=nets.DownConvStack(
-            outputs=1,
-            width=model_config.width,
-            kernel_size=model_config.kernel_size,
-            dropout_rate=model_config.d_dropout,
+        modules={name: (wrap(module), kind) for name, (module, kind) in modules.items()},
+        discriminator=wrap(
+            nets.DownConvStack(
+                outputs=1,
+                width=model_config.width,
+                kernel_size=model_config.kernel_size,
+                dropout_rate=model_config.d_dropout,
+            )
         ),
         tx=optim.make_optimizer(config.optim, config.lr, num_steps),
         d_tx=optim.make_optimizer(

@@ -28,7 +28,6 @@ import dataclasses
 import math
 from typing import Any
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -99,8 +98,8 @@ def validate(config: ml_collections.ConfigDict, info: Any, num_devices: int) -> 
 class Pix2Pix:
     """One model's networks and settings; its methods are the model's functions."""
 
-    generator: nn.Module
-    discriminator: nn.Module
+    generator: base.Net
+    discriminator: base.Net
     tx: optax.GradientTransformation
     d_tx: optax.GradientTransformation
     transform_config: Any
@@ -204,16 +203,23 @@ def build(config, info) -> base.ModelDef:
     side = min(info.image_shape[:2])
     num_steps = config.train.num_steps
     d_layers = model_config.d_layers
+    if d_layers < 0:
+        d_layers = nets.scaled_patch_layers(side)
+    wrap = base.compute_dtype_wrapper(config)
     model = Pix2Pix(
-        generator=nets.UNet(
-            channels=info.image_shape[-1],
-            width=model_config.width,
-            depth=depth(config, side),
-            dropout_layers=model_config.dropout_layers,
+        generator=wrap(
+            nets.UNet(
+                channels=info.image_shape[-1],
+                width=model_config.width,
+                depth=depth(config, side),
+                dropout_layers=model_config.dropout_layers,
+            )
         ),
-        discriminator=nets.PatchGAN(
-            width=model_config.width,
-            layers=nets.scaled_patch_layers(side) if d_layers < 0 else d_layers,
+        discriminator=wrap(
+            nets.PatchGAN(
+                width=model_config.width,
+                layers=d_layers,
+            )
         ),
         tx=optim.make_optimizer(config.optim, config.lr, num_steps),
         d_tx=optim.make_optimizer(
@@ -246,8 +252,8 @@ def build(config, info) -> base.ModelDef:
             'transform': config.transform.to_dict(),
             'metric_units': 'l1: mean |output - target| in [-1, 1] units; '
             + transformation.PROTOCOL,
-            'patch_layers': model.discriminator.layers,
-            'patch_size': nets.receptive_field(model.discriminator.layers),
+            'patch_layers': d_layers,
+            'patch_size': nets.receptive_field(d_layers),
         },
         sample_grids=sample_grids,
     )

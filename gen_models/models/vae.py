@@ -229,8 +229,8 @@ def log_mean_exp(values: jax.Array) -> jax.Array:
 class VAE:
     """One VAE's networks and settings; its methods are the model's pure functions."""
 
-    encoder: nn.Module
-    decoder: Decoder
+    encoder: base.Net
+    decoder: base.Net  # a `Decoder`
     likelihood: Likelihood
     tx: optax.GradientTransformation
     latent_dim: int
@@ -387,9 +387,10 @@ def build(config, info) -> base.ModelDef:
     model_config = config.model
     num_classes = info.num_classes if model_config.conditional else 0
     encoder, decoder_net = make_nets(model_config, info.image_shape)
+    wrap = base.compute_dtype_wrapper(config)
     vae = VAE(
-        encoder=encoder,
-        decoder=make_decoder(model_config, decoder_net, info.image_shape[-1]),
+        encoder=wrap(encoder),
+        decoder=wrap(make_decoder(model_config, decoder_net, info.image_shape[-1])),
         likelihood=Likelihood(model_config.likelihood),
         tx=optim.make_optimizer(config.optim, config.lr, config.train.num_steps),
         latent_dim=model_config.latent_dim,

@@ -76,9 +76,9 @@ def recon_mse(recon: jax.Array, x: jax.Array) -> jax.Array:
 class VAEGAN:
     """One VAE-GAN's networks and settings; its methods are the model's pure functions."""
 
-    encoder: nn.Module
-    decoder: nn.Module
-    discriminator: nn.Module
+    encoder: base.Net
+    decoder: base.Net
+    discriminator: base.Net
     tx: dict[str, optax.GradientTransformation]
     latent_dim: int
     kind: str  # model.gan_loss
@@ -266,19 +266,26 @@ def build(config, info) -> base.ModelDef:
     model_config = config.model
     width, kernel_size = model_config.width, model_config.kernel_size
     num_steps = config.train.num_steps
+    wrap = base.compute_dtype_wrapper(config)
     model = VAEGAN(
-        encoder=nets.DownConvStack(
-            outputs=2 * model_config.latent_dim, width=width, kernel_size=kernel_size
+        encoder=wrap(
+            nets.DownConvStack(
+                outputs=2 * model_config.latent_dim, width=width, kernel_size=kernel_size
+            )
         ),
-        decoder=nets.UpConvStack(
-            image_shape=tuple(info.image_shape),
-            width=width,
-            kernel_size=kernel_size,
-            use_batch_norm=False,
-            output_activation='tanh',
+        decoder=wrap(
+            nets.UpConvStack(
+                image_shape=tuple(info.image_shape),
+                width=width,
+                kernel_size=kernel_size,
+                use_batch_norm=False,
+                output_activation='tanh',
+            )
         ),
-        discriminator=nets.DownConvStack(
-            outputs=1, width=width, kernel_size=kernel_size, dropout_rate=model_config.d_dropout
+        discriminator=wrap(
+            nets.DownConvStack(
+                outputs=1, width=width, kernel_size=kernel_size, dropout_rate=model_config.d_dropout
+            )
         ),
         tx={
             'encoder': optim.make_optimizer(config.optim, config.lr, num_steps),

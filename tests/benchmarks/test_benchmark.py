@@ -11,6 +11,7 @@ import pytest
 from benchmarks import benchmark
 from experiments import logs, runtime
 from gen_models import parallel
+from gen_models.config import ConfigError
 
 TORCH_MISSING = "torch is not installed (pip install -e '.[bench]')"
 
@@ -154,3 +155,32 @@ def test_torch_device_without_cuda_is_refused_before_any_work(data_dir):
             torch_threads=['1'],
             torch_device='cuda',
         )
+
+
+def test_variants_time_bfloat16_and_several_steps_per_call(data_dir):
+    """Each (dtype, K) is a row labelled by what differs, timed in train steps (a K-step call
+    counts K), with one step's FLOPs; the torch twin runs beside the plain row only."""
+    configs = benchmark.variants(['vae_mlp_mnist'], 8, ['float32', 'bfloat16'], [1, 2])
+    assert list(configs) == [
+        'vae_mlp_mnist',
+        'vae_mlp_mnist [K=2]',
+        'vae_mlp_mnist [bfloat16]',
+        'vae_mlp_mnist [bfloat16, K=2]',
+    ]
+    assert [benchmark.twin_threads(c, [1]) for c in configs.values()] == [[1], [], [], []]
+    assert configs['vae_mlp_mnist [K=2]'].train.log_every % 2 == 0
+    tiny_net = tiny('vae_mlp_mnist', data_dir)
+    for config in configs.values():
+        config.dataset, config.model = tiny_net.dataset, tiny_net.model
+    result = benchmark.run_benchmark(configs, steps=2, repeats=2, warmup=2, torch_threads=[])
+    rows = {row['config']: row for row in result['rows']}
+    assert rows.keys() == configs.keys()
+    plain = rows['vae_mlp_mnist']['flops_per_step']
+    for row in rows.values():
+        assert row['images_per_second'] > 0
+        assert row['flops_per_step'] == pytest.approx(plain, rel=0.1)
+
+
+def test_a_bad_variant_is_one_line_before_any_compile():
+    with pytest.raises(ConfigError, match="train.compute_dtype='float16'.*'bfloat16'"):
+        benchmark.variants(['vae_mlp_mnist'], 8, ['float16'], [1])
