@@ -69,5 +69,10 @@ def projection(
         kernel_init=nn.initializers.variance_scaling(1.0, 'fan_out', 'truncated_normal'),
         name='class_embedding',
     )
-    embedded = spectral(embed, jax.nn.one_hot(labels, num_classes, dtype=features.dtype), spectral_norm, update_stats)
+    embedded = spectral(
+        embed,
+        jax.nn.one_hot(labels, num_classes, dtype=features.dtype),
+        spectral_norm,
+        update_stats,
+    )
     return jnp.sum(embedded * features, axis=-1, keepdims=True)
