@@ -99,7 +99,6 @@ class Blocks(NamedTuple):
 
 
 MATMUL_SIDE = 1024
-INTERVALS = ('num_steps', 'log_every', 'eval_every', 'checkpoint_every', 'sample_every')
 
 
 def _timed_block(step: Callable[[Any], None], batches: Iterator, sync: Callable[[], None]) -> Block:
@@ -434,7 +433,7 @@ def variants(
         config.train.update(
             compute_dtype=dtype, steps_per_call=steps, device_data_bytes=device_data_bytes
         )
-        for interval in (*(f'train.{k}' for k in INTERVALS), 'eval.every'):  # not timed
+        for interval in schema.STEP_INTERVALS:  # rounded up to multiples of K; not timed
             parent, _, key = interval.partition('.')
             config[parent][key] = -(-config[parent][key] // steps) * steps
         schema.validate(config)  # a bad value: one line naming the key, before any compile

@@ -84,6 +84,17 @@ def _optim() -> ml_collections.ConfigDict:
     return optimizer
 
 
+# Step counts that must be multiples of train.steps_per_call (a call runs that many steps).
+STEP_INTERVALS = (
+    'train.num_steps',
+    'train.log_every',
+    'train.eval_every',
+    'train.checkpoint_every',
+    'train.sample_every',
+    'eval.every',
+)
+
+
 def _train() -> ml_collections.ConfigDict:
     train = ml_collections.ConfigDict()
     train.num_steps = 2000  # optimisation steps (one batch each)
@@ -329,9 +340,8 @@ def _check_shared(config: ml_collections.ConfigDict, num_devices: int) -> None:
             optimizer.schedule_scales,
             'one multiplier per optim.schedule_boundaries entry',
         )
-    intervals = ('num_steps', 'log_every', 'eval_every', 'checkpoint_every', 'sample_every')
-    every = [(f'train.{k}', train[k]) for k in intervals] + [('eval.every', config.eval.every)]
-    for key, value in every:
+    for key in STEP_INTERVALS:
+        value = cfg.get_key(config, key)
         if value % train.steps_per_call:
             raise cfg.ConfigError(
                 key, value, f'a multiple of train.steps_per_call ({train.steps_per_call})'
