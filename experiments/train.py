@@ -395,10 +395,10 @@ def _run(loop: Loop) -> None:
                 if is_due(step, loop.train_config.log_every, num_steps):
                     loop.log(step, progress)
                 loop.periodic(step, bool(stop))
+                if not loop.live():  # each trial's error (NaN/Inf) is its outcome
+                    return
                 if stop:
                     raise TrainingInterrupted(step, stop[0])
-                if not loop.live():
-                    return
     finally:
         progress.close()
 

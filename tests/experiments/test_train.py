@@ -155,7 +155,8 @@ def test_sigterm_checkpoints_and_resume_matches(data_dir, subprocess_env, tmp_pa
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     interrupted_at = Checkpointer(killed / 'checkpoints').latest_step()
-    assert interrupted_at is not None and interrupted_at < 2000, stderr
+    written = sorted(str(p.relative_to(killed)) for p in killed.rglob('*'))
+    assert interrupted_at is not None and interrupted_at < 2000, (stderr, written)
 
     for workdir in (killed, tmp_path / 'straight'):
         finished = subprocess.run(
@@ -200,6 +201,28 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(data_dir, tmp_path
     assert Checkpointer(tmp_path / 'checkpoints').latest_step() == 2
     after, _ = _final_params(config, tmp_path)
     _assert_trees_equal(good, after)
+
+
+def test_stop_request_at_a_non_finite_step_reports_the_error_not_a_save(
+    data_dir, tmp_path, monkeypatch
+):
+    """A SIGTERM that arrives on the step whose loss turns non-finite saves nothing, and the
+    run says so (NonFiniteError), instead of claiming a checkpoint."""
+    config = tiny('quickstart', data_dir, num_steps=4)
+    config.model.likelihood = 'gaussian'
+    config.model.decoder_std = 1e-30  # -inf from the first step
+    config.train.log_every = 1
+    feed = train.batches.batches
+
+    def signalled_batches(*args):
+        for batch in feed(*args):
+            signal.raise_signal(signal.SIGTERM)  # collected by the loop's stop_requests
+            yield batch
+
+    monkeypatch.setattr(train.batches, 'batches', signalled_batches)
+    with pytest.raises(train.NonFiniteError, match='step 1; stopping. No checkpoint'):
+        train.train_and_evaluate(config, tmp_path)
+    assert Checkpointer(tmp_path / 'checkpoints').latest_step() is None
 
 
 def test_eval_and_sample_modes_use_latest_checkpoint(data_dir, tmp_path):
