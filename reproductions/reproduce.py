@@ -28,6 +28,7 @@ from typing import Any
 from experiments import logs
 from gen_models.config import EXIT_USAGE
 from reproductions import disentanglement_study
+from sweeps import archive
 from sweeps.ledger import SWEEP_FILE, TRIALS_DIR, sweep_trials
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,6 +61,9 @@ class Reproduction:
     mode: 'train' (train, then `--mode eval` for the config's eval.metrics) or 'sweep'.
     rows: the table rows from the finished workdir (results read from disk).
     figure: (sweep folder) -> the figure it redraws after a sweep, or None.
+    archive: for a sweep longer than one machine's session, a folder under the repository
+      (`sweeps.archive`) that keeps its outcomes: restored before the sweep runs, saved
+      after (stopped or not); the table and the figure read it.
     """
 
     name: str
@@ -68,6 +72,7 @@ class Reproduction:
     mode: str
     rows: Callable[[Path], list[Row]]
     figure: Callable[[Path], Path] | None = None
+    archive: str | None = None
 
 
 def read_results(workdir: Path) -> dict[str, Any] | None:
@@ -262,6 +267,7 @@ REPRODUCTIONS = {
             'sweep',
             disentanglement_study.table_rows,
             disentanglement_study.write,
+            archive='docs/disentanglement/study',
         ),
     )
 }
@@ -310,25 +316,38 @@ def _launch(args: Sequence[str]) -> None:
     subprocess.run(command, cwd=REPO, check=True)
 
 
-def run(reproduction: Reproduction, root: Path, overrides: Sequence[str] = ()) -> Path:
+def run(
+    reproduction: Reproduction,
+    root: Path,
+    overrides: Sequence[str] = (),
+    archive_root: Path = REPO,
+) -> Path:
     """Runs (or resumes) a reproduction in `root/<name>`; returns that folder.
 
     `overrides` are extra `--config.key=value` flags (e.g. a shorter schedule, stated in the
-    run's config.json).
+    run's config.json). A reproduction with an archive resumes from it too: its finished
+    trials are restored, not trained again.
     """
     workdir = root / reproduction.name
+    kept = archive_root / reproduction.archive if reproduction.archive else None
+    if kept is not None and (kept / SWEEP_FILE).is_file():
+        archive.restore(kept, workdir, (RECORD_FILE,))
     start = time.time()
     invocation = _record_start(workdir, start, overrides)
     flags = [f'--config={reproduction.config}', f'--workdir={workdir}', *overrides]
-    if reproduction.mode == 'sweep':
-        _launch(['--mode=sweep', *flags])
-        if reproduction.figure is not None:
-            reproduction.figure(workdir)
-    else:
-        _launch(['--mode=train', *flags])
-        if not _has_configured_metrics(workdir):
-            _launch(['--mode=eval', *flags])
-    _record_end(workdir, invocation, time.time() - start)
+    try:
+        if reproduction.mode == 'sweep':
+            _launch(['--mode=sweep', *flags])
+        else:
+            _launch(['--mode=train', *flags])
+            if not _has_configured_metrics(workdir):
+                _launch(['--mode=eval', *flags])
+        _record_end(workdir, invocation, time.time() - start)
+    finally:
+        if kept is not None and (workdir / SWEEP_FILE).is_file():
+            archive.save(workdir, kept, (RECORD_FILE,))
+    if reproduction.mode == 'sweep' and reproduction.figure is not None:
+        reproduction.figure(kept or workdir)
     return workdir
 
 
@@ -409,14 +428,24 @@ def _gap(row: Row) -> str:
     return f'{ours - paper:+.2f}'
 
 
-def table(root: Path) -> str:
-    """The Markdown results table of every reproduction, from the files under `root`."""
+def source(reproduction: Reproduction, root: Path, archive_root: Path = REPO) -> Path:
+    """Where a reproduction's results are read: its run folder under `root`, or its
+    archive where it has one and that folder holds no sweep."""
+    workdir = root / reproduction.name
+    if reproduction.archive is None or (workdir / SWEEP_FILE).is_file():
+        return workdir
+    return archive_root / reproduction.archive
+
+
+def table(root: Path, archive_root: Path = REPO) -> str:
+    """The Markdown results table of every reproduction, from the files under `root` (and
+    the archives under `archive_root`)."""
     lines = [
         '| paper | target | paper value | ours | ours - paper | protocol | wall time | hardware |',
         '|---|---|---|---|---|---|---|---|',
     ]
     for reproduction in REPRODUCTIONS.values():
-        workdir = root / reproduction.name
+        workdir = source(reproduction, root, archive_root)
         seconds = wall_seconds(workdir)
         wall = hours(seconds) if math.isfinite(seconds) else ''
         for row in reproduction.rows(workdir):

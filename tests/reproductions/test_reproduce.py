@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -128,9 +129,8 @@ def test_readme_section_is_replaced_between_markers(tmp_path):
         reproduce.update_readme(readme, 'x')
 
 
-def test_sweep_reproduction_runs_redraws_figure_and_tabulates(shared_data, data_dir, tmp_path):
-    root = tmp_path / 'runs'
-    tiny = [
+def _tiny_flags(shared_data, data_dir):
+    return [
         f'--config.dataset.data_dir={data_dir}',
         f'--config.dataset.source_dir={shared_data}',
         '--config.train.num_steps=20',
@@ -140,6 +140,11 @@ def test_sweep_reproduction_runs_redraws_figure_and_tabulates(shared_data, data_
         '--config.train.sample_every=20',
         '--config.train.progress_bar=False',
     ]
+
+
+def test_sweep_reproduction_runs_redraws_figure_and_tabulates(shared_data, data_dir, tmp_path):
+    root = tmp_path / 'runs'
+    tiny = _tiny_flags(shared_data, data_dir)
     workdir = reproduce.run(reproduce.REPRODUCTIONS['kingma_welling_frey'], root, tiny)
     assert reproduce.figure_path(workdir).stat().st_size > 0
     record = json.loads((workdir / reproduce.RECORD_FILE).read_text())
@@ -151,6 +156,26 @@ def test_sweep_reproduction_runs_redraws_figure_and_tabulates(shared_data, data_
         train_value, test_value = (float(part.split()[1]) for part in row.ours.split(', '))
         assert train_value < 2000 and test_value < 2000  # finite bounds, nats per image
         assert 'after 20 steps' in row.protocol
+
+
+def test_archived_sweep_reproduction_resumes_from_its_archive(shared_data, data_dir, tmp_path):
+    archived = dataclasses.replace(
+        reproduce.REPRODUCTIONS['kingma_welling_frey'], archive='kept', figure=None
+    )
+    tiny = _tiny_flags(shared_data, data_dir)
+    reproduce.run(archived, tmp_path / 'first', tiny, archive_root=tmp_path)
+    kept = tmp_path / 'kept'
+    results = {p.relative_to(kept): p.read_text() for p in kept.glob('trials/*/results.json')}
+    assert len(results) == 4 and not any(kept.glob('trials/*/checkpoints'))
+    assert reproduce.source(archived, tmp_path / 'second', tmp_path) == kept  # nothing run there
+
+    second = reproduce.run(archived, tmp_path / 'second', tiny, archive_root=tmp_path)
+    assert not any(second.glob('trials/*/checkpoints'))  # every trial restored, none trained
+    assert {p.relative_to(second): p.read_text() for p in second.glob('trials/*/results.json')} == (
+        results
+    )
+    assert len(json.loads((kept / reproduce.RECORD_FILE).read_text())['invocations']) == 2
+    assert reproduce.source(archived, tmp_path / 'second', tmp_path) == second
 
 
 def test_burda_schedule_is_three_to_the_i_passes_at_decaying_rates():

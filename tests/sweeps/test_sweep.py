@@ -22,7 +22,7 @@ from experiments import logs, train
 from gen_models import config as cfg
 from gen_models import sweep_algebra as hyper
 from gen_models.config import ConfigError
-from sweeps import executors, expansion, report, sweep
+from sweeps import archive, executors, expansion, report, sweep
 from tests.conftest import REPO
 from tests.sweeps import sweep_config
 
@@ -355,3 +355,39 @@ def test_vectorized_group_resumes_from_its_checkpoints(reference, data_dir, tmp_
         _assert_close_records(
             _train_records(workdir), _train_records(reference[0] / 'trials' / trial_id)
         )
+
+
+def test_archive_keeps_outcomes_and_restoring_runs_only_the_rest(reference, data_dir, tmp_path):
+    workdir, statuses = reference[:2]
+    kept = tmp_path / 'archive'
+    assert archive.save(workdir, kept) == 4  # the failed trial wrote no results.json
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob('*') if p.is_file())
+    assert files == [
+        'sweep.json',
+        *(
+            f'trials/{i}/{name}'
+            for i in GOOD_IDS
+            for name in ('config.json', 'environment.json', 'results.json')
+        ),
+    ]
+    assert report.collect(kept).rows == report.collect(workdir).rows
+    for trial_id in GOOD_IDS[2:]:  # an archive of a sweep that stopped after two trials
+        shutil.rmtree(kept / 'trials' / trial_id)
+
+    resumed = tmp_path / 'resumed'
+    assert archive.restore(kept, resumed) == 2
+    assert archive.restore(kept, resumed) == 0  # present files are kept, never rewritten
+    lines = []
+    again = sweep.run_sweep(
+        _base(data_dir), sweep_config.get_sweep('with_failure'), resumed, log=lines.append
+    )
+    assert again == statuses and lines[0] == '5 trials, 2 finished, 3 to run'
+    for trial_id in GOOD_IDS:
+        assert _results(resumed, trial_id)['metrics'] == _results(workdir, trial_id)['metrics']
+    assert not (resumed / 'trials' / GOOD_IDS[0] / 'checkpoints').exists()  # not trained again
+
+    other = _base(data_dir)
+    other.train.num_steps = 301
+    sweep.run_sweep(other, sweep_config.get_sweep('one_and_failure'), tmp_path / 'other')
+    with pytest.raises(ValueError, match='another base config'):
+        archive.restore(kept, tmp_path / 'other')
