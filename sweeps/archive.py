@@ -26,7 +26,7 @@ from sweeps.ledger import SWEEP_FILE, sweep_trials
 KEPT_FILES = ('results.json', 'config.json', 'environment.json')
 
 
-def _copy(source: Path, target: Path, replace: bool) -> bool:
+def copy_whole(source: Path, target: Path, replace: bool) -> bool:
     """Copies `source` to `target` atomically; False when `target` exists and is kept."""
     if target.exists() and not replace:
         return False
@@ -63,10 +63,10 @@ def save(
         for name in KEPT_FILES:
             target = archive_dir / workdir.relative_to(sweep_dir) / name
             if (workdir / name).is_file():
-                _copy(workdir / name, target, replace=False)
+                copy_whole(workdir / name, target, replace=False)
     for name in (*folder_files, SWEEP_FILE):  # the ledger last: it names what the rest holds
         if (sweep_dir / name).is_file():
-            _copy(sweep_dir / name, archive_dir / name, replace=True)
+            copy_whole(sweep_dir / name, archive_dir / name, replace=True)
     return len(_finished(archive_dir))
 
 
@@ -94,14 +94,14 @@ def restore(
     restored = 0
     for workdir in _finished(archive_dir):
         copied = [
-            _copy(workdir / name, sweep_dir / workdir.relative_to(archive_dir) / name, False)
+            copy_whole(workdir / name, sweep_dir / workdir.relative_to(archive_dir) / name, False)
             for name in KEPT_FILES
             if (workdir / name).is_file()
         ]
         restored += copied[0]
     for name in (*folder_files, SWEEP_FILE):
         if (archive_dir / name).is_file():
-            _copy(archive_dir / name, sweep_dir / name, replace=False)
+            copy_whole(archive_dir / name, sweep_dir / name, replace=False)
     return restored
 
 

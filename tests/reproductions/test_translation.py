@@ -69,3 +69,14 @@ def test_a_finished_run_fills_its_row_and_copies_its_grid(shared_data, data_dir,
     assert '| pix2pix | not run |' in doc.read_text()
     assert '- MNIST 32 px, rotation by 45 degrees (bilinear): U-Net, L1 only' in lines
     assert reproduce.wall_seconds(root / 'rotate45' / 'unet_l1') > 0
+
+    # The run's files were kept beside the document: a fresh root (another machine) gets the
+    # same row from them, grid included, and `run` does not train it again.
+    kept = doc.parent / 'translation' / 'runs' / 'rotate45' / 'unet_l1'
+    assert sorted(p.name for p in kept.iterdir()) == sorted(translation.KEPT_FILES)
+    elsewhere = tmp_path / 'elsewhere'
+    translation.main(
+        ['run', '--root', str(elsewhere), '--doc', str(doc), '--only', 'rotate45/unet_l1', *tiny]
+    )
+    assert not elsewhere.exists()
+    assert doc.read_text().splitlines() == lines
